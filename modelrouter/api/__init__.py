@@ -1,0 +1,1 @@
+"""The HTTP surface: OpenAI-compatible chat and models, prompts, health."""

@@ -1,0 +1,86 @@
+"""What every HTTP handler shares: request ids, auth, body limits, error responses."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def request_id(request: Request) -> str:
+    """The client's ``x-request-id`` if it sent a sane one, else a new random id."""
+    rid = request.headers.get("x-request-id")
+    if rid and len(rid) <= 128 and rid.isprintable():
+        return rid
+    return os.urandom(12).hex()
+
+
+def check_key(request: Request, keys: list[bytes]) -> None:
+    """Raise 401 unless the bearer token matches one of ``keys`` (constant time)."""
+    if not keys:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    ok = False
+    for key in keys:
+        # Compare against every key, so timing says nothing about which one matched.
+        ok |= hmac.compare_digest(given, key)
+    if not ok:
+        raise unauthorized()
+
+
+async def read_body(request: Request, limit: int, limit_mb: float) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit_mb)
+    if declared is not None:
+        body = await request.body()
+        if len(body) > limit:
+            raise too_large(limit_mb)
+        return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit_mb)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Decode a JSON object body or raise a 400 that says what is wrong."""
+    if not raw:
+        raise bad_request("Request body is empty; expected a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise bad_request(f"Request body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise bad_request("Request body must be a JSON object.")
+    return data
+
+
+def error_response(err: RouterError, rid: str) -> Response:
+    """An OpenAI-shaped error response carrying the request id."""
+    headers = {"x-request-id": rid, **err.headers}
+    return Response(err.body(), status_code=err.status, headers=headers,
+                    media_type="application/json")
+
+
+def json_response(obj: Any, rid: str | None = None, status: int = 200) -> Response:
+    """A JSON response serialized with orjson."""
+    headers = {"x-request-id": rid} if rid else None
+    return Response(orjson.dumps(obj), status_code=status, headers=headers,
+                    media_type="application/json")

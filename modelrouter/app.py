@@ -1,0 +1,64 @@
+"""``create_app(config)``: the FastAPI application, its routes and its lifespan."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelrouter import config as config_mod
+from modelrouter.api.chat import chat_handler
+from modelrouter.api.common import error_response, request_id
+from modelrouter.api.health import health_handlers
+from modelrouter.api.models import models_handlers
+from modelrouter.errors import RouterError
+from modelrouter.runtime import Runtime
+
+
+def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastAPI:
+    """Build the app for one config; pools and probes open in its lifespan."""
+    rt = Runtime(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rt.start(probes=probes)
+        try:
+            yield
+        finally:
+            await rt.aclose()
+
+    app = FastAPI(title="modelrouter", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = rt
+    list_models, get_model = models_handlers(rt)
+    healthz, readyz, health = health_handlers(rt)
+    # Plain Starlette routes: no dependency injection or body models on the hot path.
+    app.router.add_route("/v1/chat/completions", chat_handler(rt), methods=["POST"])
+    app.router.add_route("/v1/models", list_models, methods=["GET"])
+    app.router.add_route("/v1/models/{model_id:path}", get_model, methods=["GET"])
+    app.router.add_route("/healthz", healthz, methods=["GET"])
+    app.router.add_route("/readyz", readyz, methods=["GET"])
+    app.router.add_route("/health", health, methods=["GET"])
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        err = RouterError(exc.status_code, str(exc.detail), code=code)
+        return error_response(err, request_id(request))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:
+        err = RouterError(500, "Internal error in modelrouter.", type="server_error")
+        return error_response(err, request_id(request))
+
+    return app
+
+
+def factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` and ``--workers``: config from the environment."""
+    cfg = config_mod.load(os.environ.get("MODELROUTER_CONFIG") or None)
+    return create_app(cfg)

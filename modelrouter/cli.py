@@ -1,0 +1,165 @@
+"""The ``modelrouter`` command: serve, mcp, check, models, status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from modelrouter import config as config_mod
+from modelrouter.config import ConfigError, LoadedConfig
+
+
+def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
+    """Load the config or exit 2 printing every problem (never a value)."""
+    try:
+        cfg = config_mod.load(path, allow_demo=allow_demo)
+    except ConfigError as err:
+        print(f"modelrouter: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def routes_table(cfg: LoadedConfig) -> str:
+    """The resolved routes: each route's models in priority order with their providers."""
+    s = cfg.settings
+    rows = [["ROUTE", "STRATEGY", "#", "MODEL", "PROVIDER", "KIND", "UPSTREAM MODEL"]]
+    for route, r in s.routes.items():
+        for i, m in enumerate(r.models, 1):
+            model = s.models[m]
+            kind = cfg.providers[model.provider].kind
+            rows.append([route if i == 1 else "", r.strategy if i == 1 else "", str(i), m,
+                         model.provider, kind, model.model or m])
+    default = s.router.default_route
+    return _table(rows) + f"\n\ndefault route: {default}"
+
+
+def models_table(cfg: LoadedConfig) -> str:
+    """Every model with its provider and capability facts."""
+    s = cfg.settings
+    rows = [["MODEL", "PROVIDER", "KIND", "UPSTREAM MODEL", "CONTEXT", "TOOLS", "VISION"]]
+
+    def fact(v: object) -> str:
+        return "?" if v is None else ("yes" if v is True else "no" if v is False else str(v))
+
+    for name, m in s.models.items():
+        rows.append([name, m.provider, cfg.providers[m.provider].kind, m.model or name,
+                     fact(m.context_window), fact(m.supports_tools), fact(m.supports_vision)])
+    return _table(rows)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the config and print the resolved routes."""
+    cfg = _load(args.config)
+    print(f"config: {cfg.source}")
+    print(f"listen: {cfg.settings.server.host}:{cfg.settings.server.port}")
+    print(f"auth: {len(cfg.settings.server.api_keys)} API key(s)")
+    print()
+    print(routes_table(cfg))
+    print("\nconfig OK")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print routes and models."""
+    cfg = _load(args.config)
+    print(models_table(cfg))
+    print()
+    print(routes_table(cfg))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server (OpenAI API and MCP) with uvicorn."""
+    import uvicorn
+
+    cfg = _load(args.config)
+    server = cfg.settings.server
+    host = args.host or server.host
+    port = args.port if args.port is not None else server.port
+    server.host, server.port = host, port
+    # Worker processes load the config themselves; the environment carries the overrides.
+    os.environ["MODELROUTER_SERVER__HOST"] = host
+    os.environ["MODELROUTER_SERVER__PORT"] = str(port)
+    if cfg.is_demo:
+        config_mod.warn("no config found (--config, $MODELROUTER_CONFIG, ./modelrouter.toml): "
+                        "serving the built-in demo config of simulated models")
+    if not server.api_keys:
+        config_mod.warn("server.api_keys is empty: the API accepts requests without a key")
+    config_mod.warn(f"serving {cfg.source} on http://{host}:{port}/v1 "
+                    f"(OpenAI API) and http://{host}:{port}/mcp (MCP)")
+    common = dict(
+        host=host, port=port, access_log=False, log_level="warning",
+        timeout_graceful_shutdown=int(server.drain_s) or None, loop="auto", http="auto",
+    )
+    if args.workers > 1:
+        # Each worker process builds its own app from the same config file.
+        if not cfg.is_demo:
+            os.environ["MODELROUTER_CONFIG"] = os.path.abspath(cfg.source)
+        uvicorn.run("modelrouter.app:factory", factory=True, workers=args.workers, **common)
+        return 0
+    from modelrouter.app import create_app
+
+    uvicorn.run(create_app(cfg), **common)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve MCP over stdio."""
+    from modelrouter.mcp_stdio import run_stdio
+
+    cfg = _load(args.config)
+    run_stdio(cfg)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a running server's health as a table."""
+    from modelrouter.status import print_status
+
+    return print_status(args.url, args.api_key or os.environ.get("MODELROUTER_API_KEY"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="modelrouter", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", help="TOML config (default: $MODELROUTER_CONFIG, "
+                        "./modelrouter.toml, else the built-in demo)")
+        return sp
+
+    serve = with_config(sub.add_parser("serve", help="run the HTTP server"))
+    serve.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port, 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+    with_config(sub.add_parser("mcp", help="serve MCP over stdio")).set_defaults(func=cmd_mcp)
+    with_config(sub.add_parser("check", help="validate the config")).set_defaults(func=cmd_check)
+    with_config(sub.add_parser("models", help="list routes and models")).set_defaults(
+        func=cmd_models
+    )
+    status = sub.add_parser("status", help="a running server's health")
+    status.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL")
+    status.add_argument("--api-key", help="bearer key (default: $MODELROUTER_API_KEY)")
+    status.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

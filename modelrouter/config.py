@@ -1,0 +1,219 @@
+"""Load the configuration: TOML file → ``${VAR}`` expansion → env overrides → typed settings.
+
+Every problem is reported as a :class:`ConfigError` whose lines each start with the
+key path (``routes.default.models[1]: ...``). Messages never include a value read
+from the file or the environment, so a secret cannot leak through an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelrouter.settings import Settings
+from providers import options_model_for
+from providers.base import ProviderOptions
+
+ENV_PREFIX = "MODELROUTER_"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class ConfigError(Exception):
+    """An invalid configuration; ``problems`` holds one ``"key.path: what"`` line each."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        head = f"invalid config {source}".rstrip()
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings plus each provider's validated options and where they came from."""
+
+    settings: Settings
+    providers: dict[str, ProviderOptions]
+    source: str
+    """The file path, or ``"built-in demo config"``."""
+    is_demo: bool = False
+
+
+def key_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """Render a pydantic location as ``a.b[1].c``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def expand_vars(
+    value: Any, env: Mapping[str, str], path: tuple[int | str, ...], problems: list[str]
+) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a TOML tree."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(f"{key_path(path)}: environment variable {name} is not set")
+            return ""
+
+        return _VAR.sub(sub, value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: expand_vars(v, env, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_vars(v, env, (*path, i), problems) for i, v in enumerate(value)]
+    return value
+
+
+def _settings_class(file_data: dict[str, Any]) -> type[BaseSettings]:
+    """A pydantic-settings class whose sources are: env overrides, then the file."""
+
+    class _Loader(BaseSettings, Settings):  # type: ignore[misc]
+        model_config = SettingsConfigDict(
+            env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+        )
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (env_settings, init_settings)
+
+    return _Loader
+
+
+def _validation_problems(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors(include_input=False, include_url=False):
+        problems.append(f"{key_path(e['loc'])}: {e['msg']}")
+    return problems
+
+
+def _check_references(s: Settings, problems: list[str]) -> None:
+    for name, model in s.models.items():
+        if model.provider not in s.providers:
+            problems.append(f"models.{name}.provider: unknown provider {model.provider!r}")
+    for name, route in s.routes.items():
+        if name in s.models:
+            problems.append(f"routes.{name}: a model has the same name; names must be unique")
+        seen: set[str] = set()
+        for i, m in enumerate(route.models):
+            if m not in s.models:
+                problems.append(f"routes.{name}.models[{i}]: unknown model {m!r}")
+            elif m in seen:
+                problems.append(f"routes.{name}.models[{i}]: {m!r} is listed twice")
+            seen.add(m)
+    default = s.router.default_route
+    if (s.routes or s.models) and default not in s.routes and default not in s.models:
+        problems.append(f"router.default_route: unknown route or model {default!r}")
+    for name, prompt in s.prompts.items():
+        if prompt.route is not None and prompt.route not in s.routes | s.models:
+            problems.append(f"prompts.{name}.route: unknown route or model {prompt.route!r}")
+
+
+def _validate_providers(s: Settings, problems: list[str]) -> dict[str, ProviderOptions]:
+    out: dict[str, ProviderOptions] = {}
+    for name, raw in s.providers.items():
+        kind = raw.get("kind")
+        if not isinstance(kind, str):
+            problems.append(f"providers.{name}.kind: field required (a provider kind)")
+            continue
+        model = options_model_for(kind)
+        if model is None:
+            problems.append(f"providers.{name}.kind: unknown provider kind {kind!r}")
+            continue
+        try:
+            out[name] = model.model_validate(raw)
+        except ValidationError as err:
+            problems.extend(f"providers.{name}.{p}" for p in _validation_problems(err))
+    return out
+
+
+def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Validate an already-read TOML tree; raise :class:`ConfigError` with every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    expanded = expand_vars(data, env, (), problems)
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        loaded = _settings_class(expanded)(**expanded)
+    except ValidationError as err:
+        raise ConfigError(_validation_problems(err), source) from None
+    settings = Settings.model_validate(loaded.model_dump())
+    # An unset ``${KEY:-}`` leaves an empty string: that is "no key", not a key.
+    settings.server.api_keys = [k for k in settings.server.api_keys if k]
+    providers = _validate_providers(settings, problems)
+    _check_references(settings, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return LoadedConfig(settings=settings, providers=providers, source=source)
+
+
+def load_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read and validate a TOML file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(["(file): not found"], str(p)) from None
+    except OSError as err:
+        raise ConfigError([f"(file): cannot read: {err.strerror}"], str(p)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"(syntax): {err}"], str(p)) from None
+    return parse(data, str(p), env)
+
+
+def load_demo(env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """The built-in demo config: simulated models only, one of them flaky."""
+    text = resources.files("modelrouter").joinpath("demo.toml").read_text(encoding="utf-8")
+    cfg = parse(tomllib.loads(text), "built-in demo config", env)
+    return LoadedConfig(cfg.settings, cfg.providers, cfg.source, is_demo=True)
+
+
+def find_config(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """``--config``, else ``$MODELROUTER_CONFIG``, else ``./modelrouter.toml`` if present."""
+    env = os.environ if env is None else env
+    if explicit:
+        return explicit
+    if env.get("MODELROUTER_CONFIG"):
+        return env["MODELROUTER_CONFIG"]
+    return "modelrouter.toml" if Path("modelrouter.toml").is_file() else None
+
+
+def load(explicit: str | None = None, *, allow_demo: bool = True) -> LoadedConfig:
+    """Find and load the config; fall back to the demo config when none exists."""
+    path = find_config(explicit)
+    if path is None:
+        if not allow_demo:
+            raise ConfigError(["(file): no config given and ./modelrouter.toml does not exist"])
+        return load_demo()
+    return load_file(path)
+
+
+def warn(message: str) -> None:
+    """Print a start-up notice on stderr (stdout may carry MCP)."""
+    print(f"modelrouter: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,347 @@
+"""The one place where fallback, retries and deadlines happen.
+
+HTTP and MCP both call :class:`Dispatcher`. For each request it walks the ranked
+candidates, applies the failure table (see ARCHITECTURE.md) to every failed
+attempt, records every outcome in the health tracker, and either returns the first
+good answer or raises a :class:`RouterError` that carries the whole attempt trail.
+
+A stream may fall back until its first event is in hand; from then on it is
+committed to that model, and a later upstream failure ends it with an SSE error
+event (see :meth:`Dispatcher.relay`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from modelrouter.errors import RouterError
+from modelrouter.registry import ModelEntry, Plan
+from modelrouter.retry import SAME_MODEL_RETRYABLE, backoff
+from modelrouter.settings import RouterSettings
+from providers.base import ChatRequest, Completion, Failure, ProviderError
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one model, as shown in the trail (no secrets in ``error``)."""
+
+    model: str
+    provider: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+    outcome: str
+    """``"ok"``, a :class:`Failure` value, or ``"skipped"``."""
+    retry_after: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used in error bodies, logs and MCP results."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 2),
+            "outcome": self.outcome,
+        }
+
+
+class Observer(Protocol):
+    """Hears about attempts as they happen (MCP progress notifications)."""
+
+    async def attempt_started(self, model: str, number: int) -> None:
+        """An attempt on ``model`` is about to start."""
+
+    async def attempt_failed(self, attempt: Attempt) -> None:
+        """An attempt failed; the dispatcher moves on if it can."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a dispatch produced: the result, who served it, and every attempt."""
+
+    entry: ModelEntry
+    attempts: list[Attempt]
+    completion: Completion | None = None
+    first: bytes = b""
+    rest: AsyncIterator[bytes] | None = None
+    started: float = 0.0
+    usage: dict[str, Any] | None = field(default=None)
+
+
+def _skipped(plan: Plan) -> list[Attempt]:
+    return [
+        Attempt(e.name, e.provider.name, None, reason, 0.0, "skipped") for e, reason in plan.skipped
+    ]
+
+
+class Dispatcher:
+    """Runs requests against a plan with the router's retry and deadline policy."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        tracker: Any,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.tracker = tracker
+        self.rng = rng or random.Random()
+        self._clock = clock
+        self._sleep = sleep
+
+    def now(self) -> float:
+        """Monotonic seconds (the running loop's clock unless one was injected)."""
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def complete(
+        self, request: ChatRequest, plan: Plan, observer: Observer | None = None
+    ) -> Outcome:
+        """Run a non-streaming request; return the first good completion."""
+        connect = self.settings.connect_timeout_s
+
+        def call(entry: ModelEntry) -> Awaitable[Completion]:
+            return entry.provider.chat(request, entry.target, connect)
+
+        done, entry, attempts, started = await self._run(plan, call, observer)
+        return Outcome(entry, attempts, completion=done, started=started, usage=done.usage)
+
+    async def open_stream(
+        self, request: ChatRequest, plan: Plan, observer: Observer | None = None
+    ) -> Outcome:
+        """Start a streaming request: fall back until some model yields its first event."""
+        connect = self.settings.connect_timeout_s
+
+        async def call(entry: ModelEntry) -> tuple[bytes, AsyncIterator[bytes]]:
+            agen = entry.provider.stream(request, entry.target, connect)
+            try:
+                first = await anext(agen)
+            except StopAsyncIteration:
+                raise ProviderError(Failure.MALFORMED, "stream ended before any event") from None
+            except BaseException:
+                await _aclose(agen)
+                raise
+            return first, agen
+
+        (first, rest), entry, attempts, started = await self._run(
+            plan, call, observer, stream=True
+        )
+        return Outcome(entry, attempts, first=first, rest=rest, started=started)
+
+    async def _run(
+        self,
+        plan: Plan,
+        call: Callable[[ModelEntry], Awaitable[T]],
+        observer: Observer | None,
+        *,
+        stream: bool = False,
+    ) -> tuple[T, ModelEntry, list[Attempt], float]:
+        s = self.settings
+        tracker = self.tracker
+        start = self.now()
+        deadline = start + s.request_timeout_s
+        attempts = _skipped(plan) if plan.skipped else []
+        tried = 0
+        for entry in plan.candidates:
+            retries = 0
+            while tried < s.max_attempts:
+                remaining = deadline - self.now()
+                if remaining <= 0:
+                    break
+                tried += 1
+                if observer is not None:
+                    await observer.attempt_started(entry.name, tried)
+                tracker.on_attempt(entry.name)
+                t0 = self.now()
+                limit = min(s.first_token_timeout_s, remaining)
+                try:
+                    async with asyncio.timeout(limit):
+                        result = await call(entry)
+                except ProviderError as exc:
+                    err = exc
+                except TimeoutError:
+                    what = "first token" if stream else "answer"
+                    err = ProviderError(Failure.TIMEOUT, f"no {what} within {limit:.3g}s")
+                except Exception as exc:  # noqa: BLE001 - an adapter bug must not end the request
+                    err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
+                else:
+                    took = self.now() - t0
+                    if not stream:
+                        tracker.record_success(entry.name, took)
+                    attempts.append(Attempt(entry.name, entry.provider.name, 200, None,
+                                            took * 1000, "ok"))
+                    return result, entry, attempts, t0
+                attempt = Attempt(entry.name, entry.provider.name, err.status, err.message,
+                                  (self.now() - t0) * 1000, err.failure.value, err.retry_after)
+                attempts.append(attempt)
+                if err.failure is Failure.CLIENT:
+                    raise client_error(err, entry, attempts)
+                tracker.record_failure(entry.name, err.failure, retry_after_s=err.retry_after,
+                                       status=err.status)
+                if observer is not None:
+                    await observer.attempt_failed(attempt)
+                wait = self._retry_wait(err, retries, deadline - self.now())
+                if wait is None:
+                    break
+                retries += 1
+                if wait > 0:
+                    await self._sleep(wait)
+        raise exhausted(plan, attempts, deadline_hit=self.now() >= deadline)
+
+    def _retry_wait(self, err: ProviderError, retries: int, remaining: float) -> float | None:
+        """Seconds to wait before trying the same model again, or ``None`` to move on."""
+        s = self.settings
+        if retries >= s.retries_per_model:
+            return None
+        if err.failure is Failure.RATE_LIMIT:
+            ra = err.retry_after
+            if ra is None or ra > s.retry_after_max_s:
+                return None
+            wait = ra
+        elif err.failure in SAME_MODEL_RETRYABLE:
+            wait = backoff(retries + 1, base=s.backoff_base_s, cap=s.backoff_max_s, rand=self.rng)
+            if err.retry_after is not None and err.retry_after <= s.retry_after_max_s:
+                wait = max(wait, err.retry_after)
+        else:
+            return None
+        return wait if wait < remaining else None
+
+    async def relay(
+        self, request: ChatRequest, out: Outcome, on_end: Callable[[Outcome, str | None], None]
+    ) -> AsyncIterator[bytes]:
+        """Forward a committed stream: the first event, then the rest under the idle timeout.
+
+        An upstream failure after the first event ends the stream with a
+        ``data: {"error": ...}`` event and no ``[DONE]``, so no client mistakes a cut
+        stream for a finished one. ``on_end(out, error)`` runs once at the end.
+        """
+        assert out.rest is not None
+        s = self.settings
+        idle = s.idle_timeout_s
+        deadline = out.started + s.request_timeout_s
+        error: str | None = None
+        failure: Failure | None = None
+        want_usage = request.include_usage
+        rest = out.rest
+        try:
+            yield out.first
+            while True:
+                wait = min(idle, deadline - self.now())
+                try:
+                    async with asyncio.timeout(wait):
+                        event = await anext(rest)
+                except StopAsyncIteration:
+                    break
+                if want_usage and (b'"usage":{' in event or b'"usage": {' in event):
+                    out.usage = _usage_of(event)
+                yield event
+        except ProviderError as exc:
+            error, failure = exc.message, Failure.STREAM_CUT
+        except TimeoutError:
+            error, failure = f"upstream went silent for {idle:g}s", Failure.TIMEOUT
+            if self.now() >= deadline:
+                error = "request deadline reached"
+        finally:
+            await _aclose(rest)
+            name = out.entry.name
+            if failure is None:
+                self.tracker.record_success(name, self.now() - out.started)
+            else:
+                self.tracker.record_failure(name, failure)
+            on_end(out, error)
+        if error is not None:
+            yield stream_error_event(error, out.entry)
+
+
+def _usage_of(event: bytes) -> dict[str, Any] | None:
+    try:
+        usage = orjson.loads(event[6:]).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+async def _aclose(agen: AsyncIterator[bytes]) -> None:
+    aclose = getattr(agen, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - closing a broken stream must not mask the outcome
+            pass
+
+
+def stream_error_event(message: str, entry: ModelEntry) -> bytes:
+    """The SSE event that ends a stream which failed after its first event."""
+    payload = {
+        "error": {
+            "message": f"upstream stream from {entry.name!r} failed: {message}",
+            "type": "upstream_error",
+            "param": None,
+            "code": "stream_interrupted",
+        }
+    }
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def client_error(err: ProviderError, entry: ModelEntry, attempts: list[Attempt]) -> RouterError:
+    """The upstream blamed the request: hand its answer back as it gave it."""
+    body = err.body if err.body and err.body.lstrip().startswith(b"{") else None
+    return RouterError(
+        err.status or 400,
+        err.message,
+        type="invalid_request_error",
+        raw_body=body,
+        extra={"attempts": [a.as_dict() for a in attempts]},
+        headers={"x-modelrouter-model": entry.name, "x-modelrouter-attempts": str(len(attempts))},
+    )
+
+
+def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> RouterError:
+    """The error for a request that no candidate served."""
+    trail = [a.as_dict() for a in attempts]
+    tried = [a for a in attempts if a.outcome != "skipped"]
+    if not tried:
+        why = "; ".join(f"{a.model}: {a.error}" for a in attempts) or "no models"
+        return RouterError(
+            503,
+            f"No model of {plan.route!r} could be tried ({why}).",
+            type="server_error",
+            code="no_available_model",
+            extra={"attempts": trail},
+        )
+    if all(a.outcome == Failure.RATE_LIMIT.value for a in tried):
+        waits = [a.retry_after for a in tried if a.retry_after is not None]
+        return RouterError(
+            429,
+            f"Every model of {plan.route!r} is rate limited; retry later.",
+            type="rate_limit_error",
+            code="rate_limited",
+            extra={"attempts": trail},
+            headers=retry_after_header(min(waits) if waits else 1.0),
+        )
+    last = tried[-1]
+    why = "request deadline reached" if deadline_hit else f"last error: {last.error}"
+    return RouterError(
+        502,
+        f"All models of {plan.route!r} failed after {len(tried)} attempts ({why}).",
+        type="upstream_error",
+        code="all_models_failed",
+        extra={"attempts": trail},
+    )
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    """A ``Retry-After`` header in whole seconds, rounded up."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}

@@ -1,0 +1,85 @@
+"""The router's own errors, each rendered in OpenAI's error shape.
+
+``{"error": {"message", "type", "param", "code", ...extra}}`` with an HTTP status.
+MCP tools turn the same errors into error results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class RouterError(Exception):
+    """An error answered to the client with ``status`` and OpenAI's error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        raw_body: bytes | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+        self.raw_body = raw_body
+        """An upstream's own error body, returned as is (client errors)."""
+
+    def payload(self) -> dict[str, Any]:
+        """The ``{"error": {...}}`` object."""
+        err: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+        err.update(self.extra)
+        return {"error": err}
+
+    def body(self) -> bytes:
+        """The JSON body to send."""
+        return self.raw_body if self.raw_body is not None else orjson.dumps(self.payload())
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> RouterError:
+    """400 invalid_request_error."""
+    return RouterError(400, message, param=param, code=code)
+
+
+def model_not_found(name: str) -> RouterError:
+    """404 for a name that is neither a route nor a model."""
+    return RouterError(
+        404,
+        f"The model {name!r} does not exist: it is neither a configured route nor a model.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def unauthorized() -> RouterError:
+    """401 for a missing or wrong API key."""
+    return RouterError(
+        401,
+        "Invalid or missing API key. Send 'Authorization: Bearer <key>'.",
+        type="authentication_error",
+        code="invalid_api_key",
+    )
+
+
+def too_large(limit_mb: float) -> RouterError:
+    """413 for a body over ``server.max_body_mb``."""
+    return RouterError(
+        413, f"Request body is larger than {limit_mb:g} MB.", code="request_too_large"
+    )

@@ -1,0 +1,73 @@
+"""One structured JSON line per request on stderr, written off the hot path.
+
+Handlers put a plain dict on a queue (a few hundred nanoseconds); a daemon thread
+serializes and writes. Prompts and answers are never in these lines unless
+``server.log_bodies`` is set.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+import orjson
+
+_STOP = object()
+
+
+class AccessLog:
+    """A background writer of JSON lines."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="modelrouter-log", daemon=True)
+            self._thread.start()
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """Queue one record; the timestamp is added here."""
+        record["ts"] = time.time()
+        self._queue.put(record)
+
+    def stop(self) -> None:
+        """Flush what is queued and stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        out = self._stream or sys.stderr
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            lines = [item]
+            # Drain whatever else is waiting so a burst costs one write.
+            while True:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self._write(out, lines)
+                    return
+                lines.append(nxt)
+            self._write(out, lines)
+
+    @staticmethod
+    def _write(out: TextIO, lines: list[object]) -> None:
+        text = "".join(orjson.dumps(rec).decode() + "\n" for rec in lines)
+        try:
+            out.write(text)
+            out.flush()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,114 @@
+"""Active health checks: one background task per model feeding the HealthTracker.
+
+Probes keep testing models whose breaker is open, so recovery is found without
+sacrificing user requests, and a dead model is known dead before anyone asks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+
+from modelrouter.health import HealthTracker
+from providers.base import Failure, ProviderError
+
+log = logging.getLogger(__name__)
+
+INTERVAL_JITTER = 0.1
+"""Each wait is interval_s ± this fraction, so probes of many models drift apart
+instead of hitting one upstream (and the event loop) in lockstep."""
+
+ProbeTarget = Callable[[], Awaitable[None]]
+"""One model's probe: returns on success, raises :class:`ProviderError` on failure."""
+
+
+class ProbeLoop:
+    """Probe every model in ``targets`` every ``interval_s`` (with jitter)."""
+
+    def __init__(
+        self,
+        tracker: HealthTracker,
+        targets: Mapping[str, ProbeTarget],
+        *,
+        interval_s: float,
+        timeout_s: float,
+        rng: random.Random,
+    ) -> None:
+        self._tracker = tracker
+        self._targets = dict(targets)
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._rng = rng
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        """Whether the probe tasks are started."""
+        return bool(self._tasks)
+
+    async def start(self) -> None:
+        """Start one task per model (no-op if already started)."""
+        if self._tasks:
+            return
+        for model in self._targets:
+            self._tracker.add_model(model)
+            self._tasks.append(asyncio.create_task(self._run(model), name=f"probe:{model}"))
+
+    async def stop(self) -> None:
+        """Cancel every probe task and wait until they have all finished."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def probe_now(self, model: str) -> bool:
+        """Probe ``model`` once, record the outcome, and return whether it succeeded."""
+        target = self._targets[model]
+        tracker = self._tracker
+        tracker.on_attempt(model, probe=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await target()
+        except ProviderError as exc:
+            tracker.record_failure(
+                model,
+                exc.failure,
+                retry_after_s=exc.retry_after,
+                status=exc.status,
+                probe=True,
+                error=exc.message,
+            )
+            return False
+        except TimeoutError:
+            tracker.record_failure(
+                model,
+                Failure.TIMEOUT,
+                probe=True,
+                error=f"probe timed out after {self._timeout_s:g}s",
+            )
+            return False
+        except Exception as exc:
+            # Only the type name: an arbitrary exception's message may hold a URL with
+            # a key in it, and this text is served on /health.
+            tracker.record_failure(
+                model, Failure.MALFORMED, probe=True, error=f"probe raised {type(exc).__name__}"
+            )
+            return False
+        tracker.record_success(model, loop.time() - started, probe=True)
+        return True
+
+    async def _run(self, model: str) -> None:
+        await asyncio.sleep(self._rng.uniform(0.0, self._interval_s))
+        while True:
+            try:
+                await self.probe_now(model)
+            except Exception:
+                # probe_now records every probe failure itself; reaching this is a bug,
+                # and it must not silently end this model's probing.
+                log.exception("probe of %s crashed", model)
+            jitter = self._rng.uniform(-INTERVAL_JITTER, INTERVAL_JITTER)
+            await asyncio.sleep(self._interval_s * (1.0 + jitter))

@@ -1,0 +1,158 @@
+"""Providers, models and routes, and the one question the dispatcher asks: in what
+order should this request try which models?
+
+The order comes from :func:`modelrouter.ranking.rank` (health-aware); capability
+facts then skip models that cannot serve the request, with the reason kept for the
+attempt trail.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelrouter.config import LoadedConfig
+from modelrouter.errors import model_not_found
+from modelrouter.health import HealthTracker
+from modelrouter.ranking import rank
+from modelrouter.settings import ModelSettings
+from providers import build
+from providers.base import ChatRequest, Provider, Target
+
+
+@dataclass(slots=True)
+class ModelEntry:
+    """One configured model: its provider, what to send upstream, and its facts."""
+
+    name: str
+    provider: Provider
+    target: Target
+    settings: ModelSettings
+
+
+@dataclass(slots=True)
+class Plan:
+    """Models to try in order, plus those skipped or demoted and why."""
+
+    route: str
+    candidates: list[ModelEntry]
+    skipped: list[tuple[ModelEntry, str]] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def _has_images(body: dict[str, Any]) -> bool:
+    for msg in body.get("messages") or ():
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") in ("image_url", "input_image"):
+                    return True
+    return False
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    """A cheap upper-bound-ish estimate: four characters a token over all messages."""
+    chars = 0
+    for msg in body.get("messages") or ():
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    chars += len(part["text"])
+    return chars // 4
+
+
+def unfit_reason(model: ModelSettings, body: dict[str, Any]) -> str | None:
+    """Why ``model`` cannot serve ``body``, or ``None`` if it can (as far as we know)."""
+    if model.supports_tools is False and (body.get("tools") or body.get("functions")):
+        return "no tool support"
+    if model.supports_vision is False and _has_images(body):
+        return "no image support"
+    if model.context_window is not None:
+        need = _prompt_tokens(body)
+        if need > model.context_window:
+            return f"prompt of about {need} tokens exceeds context window {model.context_window}"
+    return None
+
+
+class Registry:
+    """Built once from the config; owns the providers and the health tracker."""
+
+    def __init__(self, config: LoadedConfig, tracker: HealthTracker | None = None) -> None:
+        s = config.settings
+        self.settings = s
+        self.providers: dict[str, Provider] = {
+            name: build(name, opts) for name, opts in config.providers.items()
+        }
+        self.models: dict[str, ModelEntry] = {}
+        for name, m in s.models.items():
+            target = Target(name=name, upstream_model=m.model or name, options=m.options)
+            self.models[name] = ModelEntry(name, self.providers[m.provider], target, m)
+        self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}
+        self.strategies = {n: r.strategy for n, r in s.routes.items()}
+        self.weights = {n: m.weight for n, m in s.models.items()}
+        self.tracker = tracker or HealthTracker(s.health, self.models)
+        self.rng = random.Random()
+        self._probing = s.health.probe != "none"
+        # Capability checks only cost time when some model declares a limit.
+        self._gated = {
+            n
+            for n, m in s.models.items()
+            if m.supports_tools is False or m.supports_vision is False or m.context_window
+        }
+
+    async def start(self) -> None:
+        """Open every provider's connection pool."""
+        for p in self.providers.values():
+            await p.start()
+
+    async def aclose(self) -> None:
+        """Close every provider's connection pool."""
+        for p in self.providers.values():
+            await p.aclose()
+
+    def resolve(self, name: str | None) -> tuple[str, list[str]]:
+        """A route or model name (``None`` = default route) → (label, model names)."""
+        key = name or self.settings.router.default_route
+        names = self.routes.get(key)
+        if names is not None:
+            return key, names
+        if key in self.models:
+            return key, [key]
+        raise model_not_found(key)
+
+    def resolve_list(self, names: Iterable[str]) -> list[str]:
+        """An ad-hoc fallback list; routes expand to their models, duplicates drop."""
+        out: list[str] = []
+        for n in names:
+            for m in self.resolve(n)[1]:
+                if m not in out:
+                    out.append(m)
+        return out
+
+    def plan(self, label: str, names: list[str], request: ChatRequest) -> Plan:
+        """The ranked candidates for one request."""
+        order, notes = rank(
+            names,
+            strategy=self.strategies.get(label, "ordered"),
+            weights=self.weights,
+            tracker=self.tracker,
+            rng=self.rng,
+            probing=self._probing,
+        )
+        models = self.models
+        if not self._gated or self._gated.isdisjoint(order):
+            return Plan(label, [models[n] for n in order], notes=notes)
+        plan = Plan(label, [], notes=notes)
+        for n in order:
+            entry = models[n]
+            reason = unfit_reason(entry.settings, request.body) if n in self._gated else None
+            if reason is None:
+                plan.candidates.append(entry)
+            else:
+                plan.skipped.append((entry, reason))
+        return plan

@@ -1,0 +1,155 @@
+"""The running router: registry, health, dispatcher, probes and the access log.
+
+One :class:`Runtime` per process. The HTTP API and the MCP server both take a chat
+body through :meth:`Runtime.prepare` and then the same :class:`Dispatcher`, so
+ranking, fallback and health bookkeeping are identical whichever door a request
+came in by.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from modelrouter.config import LoadedConfig
+from modelrouter.dispatch import Attempt, Dispatcher, Outcome
+from modelrouter.errors import RouterError, bad_request
+from modelrouter.health import HealthTracker
+from modelrouter.logs import AccessLog
+from modelrouter.probes import ProbeLoop
+from modelrouter.registry import Plan, Registry
+from providers.base import ChatRequest
+
+
+class Runtime:
+    """Everything a request needs, built once from the config."""
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        *,
+        log: AccessLog | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.registry = Registry(config)
+        self.tracker: HealthTracker = self.registry.tracker
+        self.dispatcher = Dispatcher(self.settings.router, self.tracker, clock=clock)
+        self.log = log or AccessLog()
+        self.probes: ProbeLoop | None = None
+        self.log_bodies = self.settings.server.log_bodies
+
+    async def start(self, *, probes: bool = True) -> None:
+        """Open connection pools, start the log writer and the probe loop."""
+        await self.registry.start()
+        self.log.start()
+        h = self.settings.health
+        if probes and h.probe != "none" and self.registry.models:
+            targets = {
+                name: partial(entry.provider.probe, entry.target, h.timeout_s, h.probe)
+                for name, entry in self.registry.models.items()
+            }
+            self.probes = ProbeLoop(
+                self.tracker, targets, interval_s=h.interval_s, timeout_s=h.timeout_s,
+                rng=random.Random(),
+            )
+            await self.probes.start()
+
+    async def aclose(self) -> None:
+        """Stop probes, close pools, flush the log."""
+        if self.probes is not None:
+            await self.probes.stop()
+            self.probes = None
+        await self.registry.aclose()
+        self.log.stop()
+
+    def prepare(
+        self, body: dict[str, Any], header_models: str | None = None
+    ) -> tuple[ChatRequest, Plan]:
+        """Validate a chat body and rank the models that may serve it."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad_request("'messages' is required and must be a non-empty array.", "messages")
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise bad_request("'model' must be a string.", "model")
+        extra = body.get("models")
+        if extra is None and header_models:
+            extra = [m.strip() for m in header_models.split(",") if m.strip()]
+        registry = self.registry
+        if extra is None:
+            label, names = registry.resolve(model)
+        else:
+            if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
+                raise bad_request("'models' must be an array of model or route names.", "models")
+            names = registry.resolve_list(([model] if model else []) + extra)
+            label = ",".join(names)
+        request = ChatRequest.from_body(body)
+        return request, registry.plan(label, names, request)
+
+    def log_request(
+        self,
+        rid: str,
+        plan: Plan | None,
+        status: int,
+        started: float,
+        attempts: Sequence[Attempt],
+        *,
+        out: Outcome | None = None,
+        stream: bool = False,
+        error: str | None = None,
+        via: str = "http",
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue the one access-log line of a request."""
+        rec: dict[str, Any] = {
+            "request_id": rid,
+            "via": via,
+            "route": plan.route if plan else None,
+            "model": out.entry.name if out else None,
+            "provider": out.entry.provider.name if out else None,
+            "status": status,
+            "stream": stream,
+            "latency_ms": round((self.dispatcher.now() - started) * 1000, 2),
+            "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
+        }
+        if out is not None and out.usage:
+            rec["tokens"] = {
+                "prompt": out.usage.get("prompt_tokens"),
+                "completion": out.usage.get("completion_tokens"),
+            }
+        if error:
+            rec["error"] = error
+        if self.log_bodies and body is not None:
+            rec["messages"] = body.get("messages")
+            if out is not None and out.completion is not None:
+                rec["answer"] = out.completion.body.decode("utf-8", "replace")
+        self.log.emit(rec)
+
+    def log_failure(
+        self,
+        rid: str,
+        plan: Plan | None,
+        err: RouterError,
+        started: float,
+        *,
+        stream: bool = False,
+        via: str = "http",
+    ) -> None:
+        """Queue the access-log line of a request that ended in an error."""
+        attempts = err.extra.get("attempts", [])
+        self.log.emit(
+            {
+                "request_id": rid,
+                "via": via,
+                "route": plan.route if plan else None,
+                "status": err.status,
+                "stream": stream,
+                "latency_ms": round((self.dispatcher.now() - started) * 1000, 2),
+                "attempts": [f"{a['model']}:{a['outcome']}" for a in attempts],
+                "error": err.code or err.type,
+            }
+        )

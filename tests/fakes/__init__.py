@@ -1,0 +1,1 @@
+"""Test doubles: real local servers standing in for external services."""
