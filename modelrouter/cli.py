@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from modelrouter import config as config_mod
 from modelrouter.config import ConfigError, LoadedConfig
@@ -23,8 +24,9 @@ def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def routes_table(cfg: LoadedConfig) -> str:
@@ -35,8 +37,17 @@ def routes_table(cfg: LoadedConfig) -> str:
         for i, m in enumerate(r.models, 1):
             model = s.models[m]
             kind = cfg.providers[model.provider].kind
-            rows.append([route if i == 1 else "", r.strategy if i == 1 else "", str(i), m,
-                         model.provider, kind, model.model or m])
+            rows.append(
+                [
+                    route if i == 1 else "",
+                    r.strategy if i == 1 else "",
+                    str(i),
+                    m,
+                    model.provider,
+                    kind,
+                    model.model or m,
+                ]
+            )
     default = s.router.default_route
     return _table(rows) + f"\n\ndefault route: {default}"
 
@@ -50,8 +61,17 @@ def models_table(cfg: LoadedConfig) -> str:
         return "?" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
     for name, m in s.models.items():
-        rows.append([name, m.provider, cfg.providers[m.provider].kind, m.model or name,
-                     fact(m.context_window), fact(m.supports_tools), fact(m.supports_vision)])
+        rows.append(
+            [
+                name,
+                m.provider,
+                cfg.providers[m.provider].kind,
+                m.model or name,
+                fact(m.context_window),
+                fact(m.supports_tools),
+                fact(m.supports_vision),
+            ]
+        )
     return _table(rows)
 
 
@@ -89,15 +109,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["MODELROUTER_SERVER__HOST"] = host
     os.environ["MODELROUTER_SERVER__PORT"] = str(port)
     if cfg.is_demo:
-        config_mod.warn("no config found (--config, $MODELROUTER_CONFIG, ./modelrouter.toml): "
-                        "serving the built-in demo config of simulated models")
+        config_mod.warn(
+            "no config found (--config, $MODELROUTER_CONFIG, ./modelrouter.toml): "
+            "serving the built-in demo config of simulated models"
+        )
     if not server.api_keys:
         config_mod.warn("server.api_keys is empty: the API accepts requests without a key")
-    config_mod.warn(f"serving {cfg.source} on http://{host}:{port}/v1 "
-                    f"(OpenAI API) and http://{host}:{port}/mcp (MCP)")
-    common = dict(
-        host=host, port=port, access_log=False, log_level="warning",
-        timeout_graceful_shutdown=int(server.drain_s) or None, loop="auto", http="auto",
+    config_mod.warn(
+        f"serving {cfg.source} on http://{host}:{port}/v1 "
+        f"(OpenAI API) and http://{host}:{port}/mcp (MCP)"
+    )
+    common: dict[str, Any] = dict(
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(server.drain_s) or None,
+        loop="auto",
+        http="auto",
     )
     if args.workers > 1:
         # Each worker process builds its own app from the same config file.
@@ -133,8 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("--config", help="TOML config (default: $MODELROUTER_CONFIG, "
-                        "./modelrouter.toml, else the built-in demo)")
+        sp.add_argument(
+            "--config",
+            help="TOML config (default: $MODELROUTER_CONFIG, "
+            "./modelrouter.toml, else the built-in demo)",
+        )
         return sp
 
     serve = with_config(sub.add_parser("serve", help="run the HTTP server"))

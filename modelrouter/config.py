@@ -86,7 +86,7 @@ def expand_vars(
 def _settings_class(file_data: dict[str, Any]) -> type[BaseSettings]:
     """A pydantic-settings class whose sources are: env overrides, then the file."""
 
-    class _Loader(BaseSettings, Settings):  # type: ignore[misc]
+    class _Loader(BaseSettings, Settings):
         model_config = SettingsConfigDict(
             env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
         )

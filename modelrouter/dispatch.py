@@ -13,8 +13,10 @@ event (see :meth:`Dispatcher.relay`).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -103,8 +105,12 @@ class Dispatcher:
         self._sleep = sleep
 
     def now(self) -> float:
-        """Monotonic seconds (the running loop's clock unless one was injected)."""
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
+        """Monotonic seconds: ``time.perf_counter`` unless a clock was injected.
+
+        Not the loop's clock: uvloop's ``loop.time()`` ticks in whole milliseconds,
+        too coarse for the sub-millisecond attempts this router measures.
+        """
+        return self._clock() if self._clock else time.perf_counter()
 
     async def complete(
         self, request: ChatRequest, plan: Plan, observer: Observer | None = None
@@ -135,9 +141,7 @@ class Dispatcher:
                 raise
             return first, agen
 
-        (first, rest), entry, attempts, started = await self._run(
-            plan, call, observer, stream=True
-        )
+        (first, rest), entry, attempts, started = await self._run(plan, call, observer, stream=True)
         return Outcome(entry, attempts, first=first, rest=rest, started=started)
 
     async def _run(
@@ -150,54 +154,74 @@ class Dispatcher:
     ) -> tuple[T, ModelEntry, list[Attempt], float]:
         s = self.settings
         tracker = self.tracker
-        start = self.now()
-        deadline = start + s.request_timeout_s
+        deadline = self.now() + s.request_timeout_s
         attempts = _skipped(plan) if plan.skipped else []
+        # First every candidate once, in rank order; same-model retries wait in a
+        # heap keyed by their earliest time, so a healthy next model never waits
+        # behind a backoff that only the failed model needed.
+        first_pass = iter(plan.candidates)
+        retry_heap: list[tuple[float, int, ModelEntry, int]] = []
         tried = 0
-        for entry in plan.candidates:
+        while tried < s.max_attempts:
+            entry = next(first_pass, None)
             retries = 0
-            while tried < s.max_attempts:
-                remaining = deadline - self.now()
-                if remaining <= 0:
+            if entry is None:
+                if not retry_heap:
                     break
-                tried += 1
-                if observer is not None:
-                    await observer.attempt_started(entry.name, tried)
-                tracker.on_attempt(entry.name)
-                t0 = self.now()
-                limit = min(s.first_token_timeout_s, remaining)
-                try:
-                    async with asyncio.timeout(limit):
-                        result = await call(entry)
-                except ProviderError as exc:
-                    err = exc
-                except TimeoutError:
-                    what = "first token" if stream else "answer"
-                    err = ProviderError(Failure.TIMEOUT, f"no {what} within {limit:.3g}s")
-                except Exception as exc:  # noqa: BLE001 - an adapter bug must not end the request
-                    err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
-                else:
-                    took = self.now() - t0
-                    if not stream:
-                        tracker.record_success(entry.name, took)
-                    attempts.append(Attempt(entry.name, entry.provider.name, 200, None,
-                                            took * 1000, "ok"))
-                    return result, entry, attempts, t0
-                attempt = Attempt(entry.name, entry.provider.name, err.status, err.message,
-                                  (self.now() - t0) * 1000, err.failure.value, err.retry_after)
-                attempts.append(attempt)
-                if err.failure is Failure.CLIENT:
-                    raise client_error(err, entry, attempts)
-                tracker.record_failure(entry.name, err.failure, retry_after_s=err.retry_after,
-                                       status=err.status)
-                if observer is not None:
-                    await observer.attempt_failed(attempt)
-                wait = self._retry_wait(err, retries, deadline - self.now())
-                if wait is None:
-                    break
-                retries += 1
+                not_before, _, entry, retries = heapq.heappop(retry_heap)
+                wait = not_before - self.now()
                 if wait > 0:
+                    if self.now() + wait >= deadline:
+                        break
                     await self._sleep(wait)
+            remaining = deadline - self.now()
+            if remaining <= 0:
+                break
+            tried += 1
+            if observer is not None:
+                await observer.attempt_started(entry.name, tried)
+            tracker.on_attempt(entry.name)
+            t0 = self.now()
+            limit = min(s.first_token_timeout_s, remaining)
+            try:
+                async with asyncio.timeout(limit):
+                    result = await call(entry)
+            except ProviderError as exc:
+                err = exc
+            except TimeoutError:
+                what = "first token" if stream else "answer"
+                err = ProviderError(Failure.TIMEOUT, f"no {what} within {limit:.3g}s")
+            except Exception as exc:
+                err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
+            else:
+                took = self.now() - t0
+                if not stream:
+                    tracker.record_success(entry.name, took)
+                attempts.append(
+                    Attempt(entry.name, entry.provider.name, 200, None, took * 1000, "ok")
+                )
+                return result, entry, attempts, t0
+            now = self.now()
+            attempt = Attempt(
+                entry.name,
+                entry.provider.name,
+                err.status,
+                err.message,
+                (now - t0) * 1000,
+                err.failure.value,
+                err.retry_after,
+            )
+            attempts.append(attempt)
+            if err.failure is Failure.CLIENT:
+                raise client_error(err, entry, attempts)
+            tracker.record_failure(
+                entry.name, err.failure, retry_after_s=err.retry_after, status=err.status
+            )
+            if observer is not None:
+                await observer.attempt_failed(attempt)
+            delay = self._retry_wait(err, retries, deadline - now)
+            if delay is not None:
+                heapq.heappush(retry_heap, (now + delay, tried, entry, retries + 1))
         raise exhausted(plan, attempts, deadline_hit=self.now() >= deadline)
 
     def _retry_wait(self, err: ProviderError, retries: int, remaining: float) -> float | None:
@@ -278,7 +302,7 @@ async def _aclose(agen: AsyncIterator[bytes]) -> None:
     if aclose is not None:
         try:
             await aclose()
-        except Exception:  # noqa: BLE001 - closing a broken stream must not mask the outcome
+        except Exception:
             pass
 
 

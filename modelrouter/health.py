@@ -384,16 +384,13 @@ class HealthTracker:
         ramp = (now - st.recovered_at) / self._s.slow_start_s
         return min(1.0, SLOW_START_FLOOR + (1.0 - SLOW_START_FLOOR) * ramp)
 
-    def _to_wall(self, t: float, now: float) -> float:
-        return self._wall() + (t - now)
-
     def _hms(self, t: float, now: float) -> str:
-        return time.strftime("%H:%M:%S UTC", time.gmtime(self._to_wall(t, now)))
+        return time.strftime("%H:%M:%S UTC", time.gmtime(self._wall() + (t - now)))
 
     def _iso(self, t: float | None, now: float) -> str | None:
         if t is None:
             return None
-        stamp = datetime.fromtimestamp(self._to_wall(t, now), UTC)
+        stamp = datetime.fromtimestamp(self._wall() + (t - now), UTC)
         return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -402,16 +399,10 @@ def _ewma(old: float | None, sample: float) -> float:
 
 
 def _ms_stats(ewma: float | None, ordered: list[float]) -> dict[str, float | None]:
-    def pct(p: float) -> float | None:
-        # Nearest-rank percentile over the window's samples.
-        return ordered[max(0, math.ceil(p * len(ordered)) - 1)] if ordered else None
+    def ms(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds * 1000, 1)
 
-    return {
-        "ewma": _round_ms(ewma),
-        "p50": _round_ms(pct(0.50)),
-        "p95": _round_ms(pct(0.95)),
-    }
+    def pct(p: float) -> float | None:  # nearest-rank percentile
+        return ordered[math.ceil(p * len(ordered)) - 1] if ordered else None
 
-
-def _round_ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
+    return {"ewma": ms(ewma), "p50": ms(pct(0.5)), "p95": ms(pct(0.95))}

@@ -120,11 +120,9 @@ def two_choices(names: list[str], tracker: HealthTracker, rng: random.Random) ->
         j += 1
     if i > j:
         i, j = j, i  # ties go to the earlier configured model
-    first = (
-        j
-        if (tracker.ewma_latency(names[j]) or 0.0) < (tracker.ewma_latency(names[i]) or 0.0)
-        else i
-    )
+    latency_i = tracker.ewma_latency(names[i]) or 0.0
+    latency_j = tracker.ewma_latency(names[j]) or 0.0
+    first = j if latency_j < latency_i else i
     if first:
         names.insert(0, names.pop(first))
     return names

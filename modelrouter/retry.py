@@ -92,5 +92,5 @@ def backoff(
     ever collapsing to zero.
     """
     exp = min(cap, base * (2 ** max(0, retry - 1)))
-    r = (rand or random).random()
-    return exp / 2 + r * exp / 2
+    r: float = rand.random() if rand is not None else random.random()
+    return float(exp / 2 + r * exp / 2)

@@ -53,7 +53,10 @@ class Runtime:
                 for name, entry in self.registry.models.items()
             }
             self.probes = ProbeLoop(
-                self.tracker, targets, interval_s=h.interval_s, timeout_s=h.timeout_s,
+                self.tracker,
+                targets,
+                interval_s=h.interval_s,
+                timeout_s=h.timeout_s,
                 rng=random.Random(),
             )
             await self.probes.start()

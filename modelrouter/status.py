@@ -20,23 +20,26 @@ def format_status(report: dict[str, Any]) -> str:
         rate = window.get("error_rate")
         ranks = ",".join(f"{r}#{i}" for r, i in (m.get("ranks") or {}).items())
         note = m.get("reason") or ""
-        rows.append([
-            name,
-            str(m.get("provider", "")),
-            str(m.get("state", "")),
-            str(m.get("breaker", "")),
-            "-" if rate is None else f"{rate * 100:.0f}",
-            _ms((m.get("latency_ms") or {}).get("p50")),
-            ranks or "-",
-            note,
-        ])
+        rows.append(
+            [
+                name,
+                str(m.get("provider", "")),
+                str(m.get("state", "")),
+                str(m.get("breaker", "")),
+                "-" if rate is None else f"{rate * 100:.0f}",
+                _ms((m.get("latency_ms") or {}).get("p50")),
+                ranks or "-",
+                note,
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append("")
     for route, info in report.get("routes", {}).items():
         ready = "ready" if info.get("ready") else "NOT READY"
-        lines.append(f"route {route} ({info.get('strategy')}, {ready}): "
-                     + " > ".join(info.get("order", [])))
+        lines.append(
+            f"route {route} ({info.get('strategy')}, {ready}): " + " > ".join(info.get("order", []))
+        )
     return "\n".join(lines)
 
 

@@ -137,7 +137,9 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release pooled resources."""
 
-    async def chat(self, request: ChatRequest, target: Target, connect_timeout: float) -> Completion:
+    async def chat(
+        self, request: ChatRequest, target: Target, connect_timeout: float
+    ) -> Completion:
         """Run a non-streaming completion; raise :class:`ProviderError` on failure."""
         ...
 

@@ -93,12 +93,16 @@ class OpenAIProvider:
             t = self._timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
         return t
 
-    async def chat(self, request: ChatRequest, target: Target, connect_timeout: float) -> Completion:
+    async def chat(
+        self, request: ChatRequest, target: Target, connect_timeout: float
+    ) -> Completion:
         """POST the body upstream and return its answer untouched."""
         data = upstream_body(request, target.upstream_model)
         with wire_errors(self.label):
             async with self.session.post(
-                self._chat_url, data=data, headers=self._headers,
+                self._chat_url,
+                data=data,
+                headers=self._headers,
                 timeout=self._timeout(connect_timeout),
             ) as resp:
                 await raise_for_status(resp, self.label)
@@ -112,7 +116,9 @@ class OpenAIProvider:
         data = upstream_body(request, target.upstream_model)
         with wire_errors(self.label):
             async with self.session.post(
-                self._chat_url, data=data, headers=self._headers,
+                self._chat_url,
+                data=data,
+                headers=self._headers,
                 timeout=self._timeout(connect_timeout),
             ) as resp:
                 await raise_for_status(resp, self.label)

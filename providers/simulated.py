@@ -119,7 +119,9 @@ class SimulatedProvider:
             "total_tokens": prompt_tokens + len(pieces),
         }
 
-    async def chat(self, request: ChatRequest, target: Target, connect_timeout: float) -> Completion:
+    async def chat(
+        self, request: ChatRequest, target: Target, connect_timeout: float
+    ) -> Completion:
         """Answer after ``latency_ms``, or fail as configured."""
         fail = self._fails()
         if self.opts.latency_ms:
@@ -168,9 +170,7 @@ class SimulatedProvider:
                 delta["role"] = "assistant"
             choice = {"index": 0, "delta": delta, "finish_reason": None}
             yield _event({**head, "choices": [choice]})
-        yield _event(
-            {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        )
+        yield _event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if request.include_usage:
             yield _event({**head, "choices": [], "usage": self._usage(request, pieces)})
         yield b"data: [DONE]\n\n"

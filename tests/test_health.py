@@ -90,15 +90,22 @@ def test_error_rate_opens_only_once_min_requests_is_reached(clock: FakeClock) ->
     assert st.reason is not None and "100% errors over 60s" in st.reason
 
 
-def test_error_rate_threshold_counts_successes_too(clock: FakeClock) -> None:
+def test_error_share_opens_without_consecutive_failures(clock: FakeClock) -> None:
     t = make(clock)
-    for _ in range(5):
+    for _ in range(4):
         t.record_success("a", 0.1)
         fail(t)  # never two in a row: only the error share can open it
     t.record_success("a", 0.1)
-    assert t.status("a").breaker is Breaker.CLOSED  # 5 of 11 = 45%
+    assert t.status("a").breaker is Breaker.CLOSED  # 4 of 9, under min_requests
     fail(t)
-    assert t.status("a").breaker is Breaker.OPEN  # 6 of 12 = 50%
+    assert t.status("a").breaker is Breaker.OPEN  # 5 of 10 = 50%
+
+
+def test_error_share_below_threshold_keeps_it_closed(clock: FakeClock) -> None:
+    t = make(clock)
+    for ok in (1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 0):
+        t.record_success("a", 0.1) if ok else fail(t)
+    assert t.status("a").breaker is Breaker.CLOSED  # 5 of 12 = 42%
 
 
 @pytest.mark.parametrize(
@@ -142,9 +149,11 @@ def test_half_open_allows_one_trial_at_a_time(clock: FakeClock) -> None:
     st = t.status("a")
     assert st.breaker is Breaker.HALF_OPEN and not st.trial_free
     assert st.reason == "half-open: trial in flight"
-    t.on_attempt("a")  # a second attempt does not get a slot of its own
-    clock.advance(1)
+    clock.advance(20)
+    t.on_attempt("a")  # a second attempt neither gets a slot nor renews the first
     assert not t.status("a").trial_free
+    clock.advance(10)
+    assert t.status("a").trial_free  # the first trial's slot timed out (open_s)
 
 
 def test_trial_success_closes_and_slow_start_ramps(clock: FakeClock) -> None:
@@ -181,6 +190,7 @@ def test_trial_failure_reopens_for_open_s(clock: FakeClock) -> None:
     t.on_attempt("a")
     fail(t)
     assert t.status("a").breaker is Breaker.OPEN
+    assert t.snapshot("a")["opened_at"] == "2023-11-14T22:13:20.000Z"  # the outage's start
     clock.advance(29)
     assert t.status("a").breaker is Breaker.OPEN
     clock.advance(1)
@@ -209,7 +219,7 @@ def test_stuck_trial_frees_itself(clock: FakeClock) -> None:
 
 def test_stuck_trial_timeout_has_a_floor(clock: FakeClock) -> None:
     t = make(clock, open_s=0)
-    open_model(t, clock)
+    fail(t, 3)
     assert t.status("a").breaker is Breaker.HALF_OPEN
     t.on_attempt("a")
     clock.advance(TRIAL_TIMEOUT_MIN_S - 0.1)
@@ -259,6 +269,13 @@ def test_rate_limit_without_retry_after_uses_the_default(clock: FakeClock) -> No
     assert t.status("a").cooling_until is None
 
 
+def test_a_shorter_retry_after_does_not_cut_a_cooldown(clock: FakeClock) -> None:
+    t = make(clock)
+    t.record_failure("a", Failure.RATE_LIMIT, retry_after_s=30)
+    t.record_failure("a", Failure.RATE_LIMIT, retry_after_s=1)
+    assert t.status("a").cooling_until == clock.t + 30
+
+
 def test_rate_limits_never_open_the_breaker(clock: FakeClock) -> None:
     t = make(clock)
     fail(t, 2)
@@ -298,6 +315,15 @@ def test_window_length_is_bounded(clock: FakeClock) -> None:
     for _ in range(WINDOW_MAXLEN + 500):
         t.record_success("a", 0.1)
     assert t.snapshot("a")["window"]["requests"] == WINDOW_MAXLEN
+
+
+def test_snapshot_drops_samples_older_than_the_window(clock: FakeClock) -> None:
+    t = make(clock)
+    t.record_success("a", 0.5)
+    clock.advance(60)
+    snap = t.snapshot("a")
+    assert snap["window"]["requests"] == 0 and snap["latency_ms"]["p50"] is None
+    assert snap["latency_ms"]["ewma"] == 500.0  # the EWMA is not windowed
 
 
 def test_snapshot_of_a_fresh_model_is_unknown(clock: FakeClock) -> None:

@@ -55,8 +55,18 @@ async def respond(
         return Response(out.completion.body, headers=headers, media_type="application/json")
 
     def on_end(done: Outcome, error: str | None) -> None:
-        rt.log_request(rid, plan, 200, started, done.attempts, out=done, stream=True,
-                       error=error, via=via, body=body)
+        rt.log_request(
+            rid,
+            plan,
+            200,
+            started,
+            done.attempts,
+            out=done,
+            stream=True,
+            error=error,
+            via=via,
+            body=body,
+        )
 
     events: AsyncIterator[bytes] = dispatcher.relay(request, out, on_end)
     headers.update(SSE_HEADERS)

@@ -75,12 +75,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 def error_response(err: RouterError, rid: str) -> Response:
     """An OpenAI-shaped error response carrying the request id."""
     headers = {"x-request-id": rid, **err.headers}
-    return Response(err.body(), status_code=err.status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        err.body(), status_code=err.status, headers=headers, media_type="application/json"
+    )
 
 
 def json_response(obj: Any, rid: str | None = None, status: int = 200) -> Response:
     """A JSON response serialized with orjson."""
     headers = {"x-request-id": rid} if rid else None
-    return Response(orjson.dumps(obj), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(obj), status_code=status, headers=headers, media_type="application/json"
+    )

@@ -1,0 +1,72 @@
+"""Run the real modelrouter app on a free 127.0.0.1 port for a test.
+
+The server runs in a background thread with its own event loop, so both sync and
+async clients (the ``openai`` SDK, the ``mcp`` SDK, plain httpx2) can talk to it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from modelrouter.app import create_app
+from modelrouter.config import LoadedConfig, parse
+from modelrouter.runtime import Runtime
+
+
+class RunningRouter:
+    """A live router: ``base_url`` for the OpenAI SDK, ``runtime`` for inspection."""
+
+    def __init__(self, server: uvicorn.Server, runtime: Runtime, port: int) -> None:
+        self.server = server
+        self.runtime = runtime
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.base_url = self.url + "/v1"
+
+
+def router_config(
+    providers: dict[str, Any],
+    models: dict[str, Any],
+    routes: dict[str, Any],
+    **sections: Any,
+) -> LoadedConfig:
+    """Build a validated config from plain dicts (quick retries for tests)."""
+    router = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, **sections.pop("router", {})}
+    health = {"probe": "none", **sections.pop("health", {})}
+    data = {
+        "providers": providers,
+        "models": models,
+        "routes": routes,
+        "router": router,
+        "health": health,
+        **sections,
+    }
+    return parse(data, "test config")
+
+
+@contextmanager
+def run_router(config: LoadedConfig, *, probes: bool = False) -> Iterator[RunningRouter]:
+    """Serve ``config`` on a free port until the block ends."""
+    app = create_app(config, probes=probes)
+    runtime: Runtime = app.state.runtime
+    cfg = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(cfg)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("router did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningRouter(server, runtime, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
