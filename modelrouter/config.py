@@ -134,10 +134,12 @@ def _check_references(s: Settings, problems: list[str]) -> None:
             problems.append(f"prompts.{name}.route: unknown route or model {prompt.route!r}")
 
 
-def _validate_providers(s: Settings, problems: list[str]) -> dict[str, ProviderOptions]:
+def _validate_providers(raw_providers: Any, problems: list[str]) -> dict[str, ProviderOptions]:
     out: dict[str, ProviderOptions] = {}
-    for name, raw in s.providers.items():
-        kind = raw.get("kind")
+    if not isinstance(raw_providers, dict):
+        return out  # the settings model reports the wrong type
+    for name, raw in raw_providers.items():
+        kind = raw.get("kind") if isinstance(raw, dict) else None
         if not isinstance(kind, str):
             problems.append(f"providers.{name}.kind: field required (a provider kind)")
             continue
@@ -162,11 +164,13 @@ def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = Non
     try:
         loaded = _settings_class(expanded)(**expanded)
     except ValidationError as err:
-        raise ConfigError(_validation_problems(err), source) from None
+        problems = _validation_problems(err)
+        _validate_providers(expanded.get("providers", {}), problems)
+        raise ConfigError(problems, source) from None
     settings = Settings.model_validate(loaded.model_dump())
     # An unset ``${KEY:-}`` leaves an empty string: that is "no key", not a key.
     settings.server.api_keys = [k for k in settings.server.api_keys if k]
-    providers = _validate_providers(settings, problems)
+    providers = _validate_providers(settings.providers, problems)
     _check_references(settings, problems)
     if problems:
         raise ConfigError(problems, source)

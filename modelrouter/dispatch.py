@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from modelrouter.errors import RouterError
+from modelrouter.health import HealthTracker
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import SAME_MODEL_RETRYABLE, backoff
 from modelrouter.settings import RouterSettings
@@ -92,7 +93,7 @@ class Dispatcher:
     def __init__(
         self,
         settings: RouterSettings,
-        tracker: Any,
+        tracker: HealthTracker,
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
@@ -215,7 +216,11 @@ class Dispatcher:
             if err.failure is Failure.CLIENT:
                 raise client_error(err, entry, attempts)
             tracker.record_failure(
-                entry.name, err.failure, retry_after_s=err.retry_after, status=err.status
+                entry.name,
+                err.failure,
+                retry_after_s=err.retry_after,
+                status=err.status,
+                error=err.message,
             )
             if observer is not None:
                 await observer.attempt_failed(attempt)
@@ -283,7 +288,7 @@ class Dispatcher:
             if failure is None:
                 self.tracker.record_success(name, self.now() - out.started)
             else:
-                self.tracker.record_failure(name, failure)
+                self.tracker.record_failure(name, failure, error=error)
             on_end(out, error)
         if error is not None:
             yield stream_error_event(error, out.entry)

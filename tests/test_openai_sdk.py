@@ -81,7 +81,9 @@ async def test_refused_first_model_answers_from_second_async_stream(backup: Fake
     with run_router(two_model_config(refused_base_url(), backup.base_url)) as r:
         aclient = openai.AsyncOpenAI(base_url=r.base_url, api_key=KEY, max_retries=0)
         raw = await aclient.chat.completions.with_raw_response.create(
-            model="default", messages=MESSAGES, stream=True,
+            model="default",
+            messages=MESSAGES,
+            stream=True,
             stream_options={"include_usage": True},
         )
         stream = raw.parse()
@@ -106,9 +108,9 @@ async def test_async_non_stream(router: RunningRouter) -> None:
 
 
 def test_sync_stream_passes_every_chunk(router: RunningRouter, primary: FakeUpstream) -> None:
-    chunks = list(client(router).chat.completions.create(
-        model="default", messages=MESSAGES, stream=True
-    ))
+    chunks = list(
+        client(router).chat.completions.create(model="default", messages=MESSAGES, stream=True)
+    )
     # The fake sends a role chunk, content pieces, and a finish chunk: all must arrive.
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hello from primary"
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -117,13 +119,28 @@ def test_sync_stream_passes_every_chunk(router: RunningRouter, primary: FakeUpst
 def test_unknown_fields_reach_upstream_unchanged(
     router: RunningRouter, primary: FakeUpstream
 ) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}]
-    response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": {
-        "type": "object"}}}
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object"}},
+    }
     client(router).chat.completions.create(
-        model="default", messages=MESSAGES, tools=tools, response_format=response_format,
-        seed=7, logprobs=True, top_logprobs=2, extra_body={"vendor_knob": {"a": [1, 2]}},
+        model="default",
+        messages=MESSAGES,
+        tools=tools,
+        response_format=response_format,
+        seed=7,
+        logprobs=True,
+        top_logprobs=2,
+        extra_body={"vendor_knob": {"a": [1, 2]}},
     )
     sent = primary.requests[-1].json
     assert sent["tools"] == tools
@@ -167,9 +184,7 @@ def test_bad_key_raises_authentication_error(router: RunningRouter) -> None:
 
 def test_mid_stream_cut_raises_in_sdk(router: RunningRouter, primary: FakeUpstream) -> None:
     primary.script(cut_stream(after=2))
-    stream = client(router).chat.completions.create(
-        model="default", messages=MESSAGES, stream=True
-    )
+    stream = client(router).chat.completions.create(model="default", messages=MESSAGES, stream=True)
     got = ""
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:
@@ -193,9 +208,19 @@ def test_stream_cut_before_first_byte_falls_back(
 
 
 def test_client_error_returned_as_given(router: RunningRouter, primary: FakeUpstream) -> None:
-    primary.script(status(400, {"error": {"message": "temperature too hot", "type":
-                                          "invalid_request_error", "param": "temperature",
-                                          "code": "bad_temp"}}))
+    primary.script(
+        status(
+            400,
+            {
+                "error": {
+                    "message": "temperature too hot",
+                    "type": "invalid_request_error",
+                    "param": "temperature",
+                    "code": "bad_temp",
+                }
+            },
+        )
+    )
     with pytest.raises(openai.BadRequestError) as info:
         client(router).chat.completions.create(model="default", messages=MESSAGES)
     assert info.value.code == "bad_temp"
@@ -233,8 +258,7 @@ def test_all_rate_limited_gives_429_with_retry_after(
 
 def test_first_token_timeout_falls_back(primary: FakeUpstream, backup: FakeUpstream) -> None:
     primary.script(hang())
-    cfg = two_model_config(primary.base_url, backup.base_url,
-                           router={"first_token_timeout_s": 0.3})
+    cfg = two_model_config(primary.base_url, backup.base_url, router={"first_token_timeout_s": 0.3})
     with run_router(cfg) as r:
         raw = client(r).chat.completions.with_raw_response.create(
             model="default", messages=MESSAGES
