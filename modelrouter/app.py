@@ -10,25 +10,32 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from modelrouter import config as config_mod
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import error_response, request_id
 from modelrouter.api.health import health_handlers
 from modelrouter.api.models import models_handlers
+from modelrouter.api.prompts import prompt_handler
 from modelrouter.errors import RouterError
+from modelrouter.mcp_server import build_mcp_server, mcp_http_app
 from modelrouter.runtime import Runtime
 
 
 def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastAPI:
     """Build the app for one config; pools and probes open in its lifespan."""
     rt = Runtime(config)
+    mcp = build_mcp_server(rt)
+    mcp_app = mcp_http_app(mcp, rt.settings.server)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await rt.start(probes=probes)
         try:
-            yield
+            # Starlette never runs a mounted app's lifespan: the MCP sessions run here.
+            async with mcp.session_manager.run():
+                yield
         finally:
             await rt.aclose()
 
@@ -43,6 +50,10 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastA
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
+    app.router.add_route("/v1/prompts/{name}", prompt_handler(rt), methods=["POST"])
+    # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
+    # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
+    app.router.routes.append(Route("/mcp", mcp_app))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

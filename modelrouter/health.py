@@ -171,13 +171,18 @@ class HealthTracker:
     ) -> None:
         """A call or probe succeeded. Any success closes a breaker: the model answers.
 
-        Probe latency is not mixed into the latency statistics: a probe is usually a
-        cheap list call and would make the model look faster than it answers chats.
+        A probe success on a closed breaker changes nothing else: a ``models`` probe
+        only proves the upstream is reachable, so it must neither reset the count of
+        consecutive real-call failures nor dilute their error share. Probe latency is
+        not mixed into the latency statistics either: a probe is usually a cheap list
+        call and would make the model look faster than it answers chats.
         """
         st = self._get(model)
         now = self._clock()
         if probe:
             st.last_probe = (True, now, None)
+            if st.breaker is Breaker.CLOSED:
+                return
         else:
             st.requests += 1
             st.ewma_latency = _ewma(st.ewma_latency, latency_s)

@@ -8,7 +8,7 @@ that can go wrong on the wire is mapped to a :class:`ProviderError` in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,12 +63,23 @@ def wire_errors(label: str) -> Iterator[None]:
         raise ProviderError(Failure.CONNECT, f"{type(err).__name__} ({label})") from None
 
 
-async def raise_for_status(resp: aiohttp.ClientResponse, label: str) -> None:
-    """Turn an upstream error answer into a classified :class:`ProviderError`."""
+Classifier = Callable[[int, bytes], Failure]
+"""Maps an upstream error status and body to a failure class (see :func:`classify_status`)."""
+
+
+async def raise_for_status(
+    resp: aiohttp.ClientResponse, label: str, classify: Classifier = classify_status
+) -> None:
+    """Turn an upstream error answer into a classified :class:`ProviderError`.
+
+    ``classify`` lets a vendor whose error bodies say more than the status (an
+    invalid key answered with 400, a content filter answered with 400) refine the
+    generic table.
+    """
     if resp.status < 400:
         return
     body = await resp.content.read(MAX_ERROR_BODY)
-    failure = classify_status(resp.status, body)
+    failure = classify(resp.status, body)
     detail = error_message(body)
     message = f"upstream {resp.status} ({label})" + (f": {detail}" if detail else "")
     raise ProviderError(

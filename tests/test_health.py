@@ -344,7 +344,8 @@ def test_snapshot_statistics(clock: FakeClock) -> None:
     assert snap["latency_ms"]["p95"] == 190.0
     assert snap["ttft_ms"]["p95"] == 19.0
     assert 100.0 < snap["latency_ms"]["ewma"] < 200.0
-    assert snap["window"] == {"requests": 21, "failures": 0, "error_rate": 0.0}
+    # A probe success on a closed breaker is not a sample: it proves reachability only.
+    assert snap["window"] == {"requests": 20, "failures": 0, "error_rate": 0.0}
     assert snap["totals"] == {"requests": 20, "failures": 0}
     assert snap["last_probe"] == {"ok": True, "at": "2023-11-14T22:13:20.000Z", "error": None}
 
@@ -371,3 +372,12 @@ def test_unknown_model_is_tracked_on_first_use(clock: FakeClock) -> None:
     t = make(clock)
     t.record_failure("zed", Failure.CONNECT)
     assert "zed" in t.models and t.status("zed").breaker is Breaker.CLOSED
+
+
+def test_probe_success_does_not_excuse_failing_real_calls(clock: FakeClock) -> None:
+    t = make(clock)
+    t.record_failure("a", Failure.SERVER, status=503)
+    t.record_failure("a", Failure.SERVER, status=503)
+    t.record_success("a", 0.01, probe=True)  # e.g. GET /models still answers
+    t.record_failure("a", Failure.SERVER, status=503)
+    assert t.status("a").breaker is Breaker.OPEN

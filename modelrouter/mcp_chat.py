@@ -1,0 +1,162 @@
+"""The chat path shared by the MCP ``chat`` and ``compare`` tools.
+
+A chat body goes through :meth:`Runtime.prepare` and the very
+:class:`~modelrouter.dispatch.Dispatcher` the HTTP endpoint uses, so ranking,
+fallback, retries and health bookkeeping are the same; every call is written to the
+access log with ``via: "mcp"``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+from mcp.server.mcpserver import Context
+
+from modelrouter.dispatch import Attempt
+from modelrouter.errors import RouterError, bad_request
+from modelrouter.mcp_models import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
+from modelrouter.runtime import Runtime
+
+Ctx = Context[Any, Any]
+
+
+def _why(a: Attempt) -> str:
+    return str(a.status) if a.status is not None else a.outcome
+
+
+class ProgressReporter:
+    """An :class:`~modelrouter.dispatch.Observer` that turns attempts into progress.
+
+    Messages read ``trying X``, ``X failed: 503; falling back to Y`` (or ``retrying
+    X``), then ``X answered`` or ``X failed: 503; no model left``. Sending is a no-op
+    when the client asked for no progress, and a broken channel never fails the chat.
+    """
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.step = 0
+        self.failed: Attempt | None = None
+
+    async def send(self, message: str) -> None:
+        """One progress notification with the next step number."""
+        self.step += 1
+        try:
+            await self.ctx.report_progress(self.step, None, message)
+        except Exception:
+            pass
+
+    async def attempt_started(self, model: str, number: int) -> None:
+        """Announce an attempt, saying why when it follows a failure."""
+        failed, self.failed = self.failed, None
+        if failed is None:
+            await self.send(f"trying {model}")
+        else:
+            then = "retrying" if failed.model == model else "falling back to"
+            await self.send(f"{failed.model} failed: {_why(failed)}; {then} {model}")
+
+    async def attempt_failed(self, attempt: Attempt) -> None:
+        """Hold the failure until we know what comes next."""
+        self.failed = attempt
+
+    async def finish(self, served_by: str | None) -> None:
+        """The last word: who answered, or the failure nothing followed."""
+        if served_by is not None:
+            await self.send(f"{served_by} answered")
+        elif self.failed is not None:
+            await self.send(f"{self.failed.model} failed: {_why(self.failed)}; no model left")
+
+
+def chat_body(
+    *,
+    prompt: str | None = None,
+    messages: list[ChatMessage] | None = None,
+    system: str | None = None,
+    model: str | None = None,
+    models: list[str] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The OpenAI chat body for the tool arguments (``prompt`` goes last, as user)."""
+    if not messages and not prompt:
+        raise bad_request("Give 'prompt' (a string) or 'messages' (a list of {role, content}).")
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    msgs += [m.model_dump() for m in messages or ()]
+    if prompt:
+        msgs.append({"role": "user", "content": prompt})
+    body: dict[str, Any] = {"messages": msgs}
+    extras = {"model": model, "models": models, "temperature": temperature}
+    extras["max_tokens"] = max_tokens
+    body.update({k: v for k, v in extras.items() if v is not None})
+    return body
+
+
+def parse_completion(raw: bytes) -> tuple[str, str | None, Usage | None]:
+    """Content, finish reason and usage of an OpenAI chat completion body."""
+    data = orjson.loads(raw)
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content = message.get("content") or message.get("refusal") or ""
+    usage = data.get("usage")
+    return (
+        content if isinstance(content, str) else orjson.dumps(content).decode(),
+        choice.get("finish_reason"),
+        Usage.model_validate(usage) if isinstance(usage, dict) else None,
+    )
+
+
+async def run_chat(rt: Runtime, body: dict[str, Any], ctx: Ctx | None) -> ChatResult:
+    """Prepare, dispatch and log one chat; raise :class:`RouterError` on failure."""
+    rid = os.urandom(12).hex()
+    started = rt.dispatcher.now()
+    request, plan = rt.prepare(body)
+    reporter = ProgressReporter(ctx) if ctx is not None else None
+    try:
+        out = await rt.dispatcher.complete(request, plan, reporter)
+    except RouterError as err:
+        rt.log_failure(rid, plan, err, started, via="mcp")
+        if reporter is not None:
+            await reporter.finish(None)
+        raise
+    logged = request.body if rt.log_bodies else None
+    rt.log_request(rid, plan, 200, started, out.attempts, out=out, via="mcp", body=logged)
+    if reporter is not None:
+        await reporter.finish(out.entry.name)
+    assert out.completion is not None
+    content, finish, usage = parse_completion(out.completion.body)
+    return ChatResult(
+        content=content,
+        model=out.entry.name,
+        provider=out.entry.provider.name,
+        attempts=[AttemptInfo.of(a) for a in out.attempts],
+        usage=usage,
+        finish_reason=finish,
+    )
+
+
+async def compare_one(rt: Runtime, name: str, body: dict[str, Any]) -> CompareAnswer:
+    """Ask one model (no fallback); a failure becomes the answer's ``error``."""
+    t0 = rt.dispatcher.now()
+    provider = rt.registry.models[name].provider.name
+    try:
+        result = await run_chat(rt, {**body, "model": name}, None)
+    except RouterError as err:
+        ms = round((rt.dispatcher.now() - t0) * 1000, 2)
+        return CompareAnswer(
+            model=name,
+            provider=provider,
+            content=None,
+            latency_ms=ms,
+            usage=None,
+            error=err.message,
+        )
+    ms = round((rt.dispatcher.now() - t0) * 1000, 2)
+    return CompareAnswer(
+        model=name,
+        provider=provider,
+        content=result.content,
+        latency_ms=ms,
+        usage=result.usage,
+        error=None,
+    )

@@ -1,0 +1,160 @@
+"""The MCP tools: ``chat``, ``compare``, ``list_models`` and ``model_health``.
+
+``chat`` and ``compare`` run through :mod:`modelrouter.mcp_chat` (the HTTP
+endpoint's dispatcher). Every router error comes back as an ``is_error`` result
+whose text names the cause and the attempt trail; the session never sees an
+exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from modelrouter.api.health import health_report
+from modelrouter.errors import RouterError, bad_request
+from modelrouter.mcp_chat import Ctx, ProgressReporter, chat_body, compare_one, run_chat
+from modelrouter.mcp_models import (
+    AttemptInfo,
+    ChatMessage,
+    ChatResult,
+    CompareAnswer,
+    CompareResult,
+    HealthResult,
+    ModelList,
+    model_list,
+)
+from modelrouter.runtime import Runtime
+
+MAX_COMPARE = 8
+
+
+def error_result(err: RouterError) -> CallToolResult:
+    """An ``is_error`` result: the message, then one line per attempt."""
+    lines = [f"Error {err.status} ({err.code or err.type}): {err.message}"]
+    attempts = [AttemptInfo.of(a) for a in err.extra.get("attempts", [])]
+    if attempts:
+        lines.append("Attempts:")
+    for a in attempts:
+        detail = f"{a.outcome}" + (f" {a.status}" if a.status is not None else "")
+        lines.append(f"- {a.model} ({a.provider}): {detail}, {a.error}, {a.duration_ms:g} ms")
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(lines))],
+        structured_content=err.payload(),
+        is_error=True,
+    )
+
+
+def ok_result(model: BaseModel) -> CallToolResult:
+    """A structured result with its JSON echoed as text (for clients without structure)."""
+    data = model.model_dump(mode="json")
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
+    """Add the four tools, bound to ``rt``."""
+
+    @mcp.tool(
+        title="Chat through the router",
+        description="Send a chat to a route or model. The router ranks its models by health, "
+        "falls back on failure and reports each attempt as progress. Returns the answer, "
+        "the model that gave it and every attempt.",
+    )
+    async def chat(
+        ctx: Ctx,
+        prompt: Annotated[str | None, Field(description="User message (after 'messages')")] = None,
+        messages: Annotated[
+            list[ChatMessage] | None, Field(description="Conversation: [{role, content}]")
+        ] = None,
+        model: Annotated[str | None, Field(description="Route or model name")] = None,
+        models: Annotated[
+            list[str] | None, Field(description="Ad-hoc fallback list of routes or models")
+        ] = None,
+        system: Annotated[str | None, Field(description="System message")] = None,
+        temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
+        max_tokens: Annotated[int | None, Field(ge=1)] = None,
+    ) -> Annotated[CallToolResult, ChatResult]:
+        try:
+            body = chat_body(
+                prompt=prompt,
+                messages=messages,
+                system=system,
+                model=model,
+                models=models,
+                temperature=temperature,
+                max_tokens=max_tokens,
+            )
+            return ok_result(await run_chat(rt, body, ctx))
+        except RouterError as err:
+            return error_result(err)
+
+    @mcp.tool(
+        title="Compare models",
+        description="Send one prompt to several models at once (each alone, no fallback) "
+        "and return every answer with its latency and token usage.",
+    )
+    async def compare(
+        ctx: Ctx,
+        prompt: Annotated[str, Field(description="User message sent to every model")],
+        models: Annotated[
+            list[str], Field(min_length=1, max_length=MAX_COMPARE, description="Model names")
+        ],
+        system: Annotated[str | None, Field(description="System message")] = None,
+        temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
+        max_tokens: Annotated[int | None, Field(ge=1)] = None,
+    ) -> Annotated[CallToolResult, CompareResult]:
+        names = list(dict.fromkeys(models))
+        unknown = [n for n in names if n not in rt.registry.models]
+        if unknown:
+            known = ", ".join(rt.registry.models)
+            msg = f"compare takes model names; not a model: {', '.join(unknown)} (models: {known})."
+            return error_result(bad_request(msg, "models", "model_not_found"))
+        try:
+            body = chat_body(
+                prompt=prompt, system=system, temperature=temperature, max_tokens=max_tokens
+            )
+        except RouterError as err:
+            return error_result(err)
+        reporter = ProgressReporter(ctx)
+
+        async def one(name: str) -> CompareAnswer:
+            answer = await compare_one(rt, name, body)
+            await reporter.send(f"{name} {'failed' if answer.error else 'answered'}")
+            return answer
+
+        results = await asyncio.gather(*(one(n) for n in names))
+        return ok_result(CompareResult(results=list(results)))
+
+    @mcp.tool(
+        title="List routes and models",
+        description="Every route (with its fallback order now) and every model "
+        "(with provider, health state and rank in each route).",
+    )
+    async def list_models() -> ModelList:
+        return model_list(rt)
+
+    @mcp.tool(
+        title="Model health",
+        description="Health detail (state, breaker, error rate, latency, last probe) of one "
+        "model, of a route's models, or of every model when none is named.",
+    )
+    async def model_health(
+        model: Annotated[
+            str | None, Field(description="Model or route name; all if omitted")
+        ] = None,
+    ) -> Annotated[CallToolResult, HealthResult]:
+        report = health_report(rt)
+        snaps: dict[str, dict[str, Any]] = report["models"]
+        if model is not None:
+            try:
+                _, names = rt.registry.resolve(model)
+            except RouterError as err:
+                return error_result(err)
+            snaps = {n: snaps[n] for n in names}
+        return ok_result(HealthResult(status=report["status"], models=snaps))
