@@ -33,7 +33,7 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await rt.start(probes=probes)
         try:
-            # Starlette never runs a mounted app's lifespan: the MCP sessions run here.
+            # Starlette never runs a sub-app's lifespan: the MCP session manager runs here.
             async with mcp.session_manager.run():
                 yield
         finally:

@@ -9,17 +9,23 @@ access log with ``via: "mcp"``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from mcp.server.mcpserver import Context
 
 from modelrouter.dispatch import Attempt
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.mcp_models import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
 from modelrouter.runtime import Runtime
 
-Ctx = Context[Any, Any]
+
+class ProgressSink(Protocol):
+    """Where progress goes: the SDK's tool :class:`~mcp.server.mcpserver.Context`."""
+
+    async def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Send one progress notification (a no-op when the client asked for none)."""
 
 
 def _why(a: Attempt) -> str:
@@ -34,7 +40,7 @@ class ProgressReporter:
     when the client asked for no progress, and a broken channel never fails the chat.
     """
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: ProgressSink) -> None:
         self.ctx = ctx
         self.step = 0
         self.failed: Attempt | None = None
@@ -86,8 +92,12 @@ def chat_body(
     if prompt:
         msgs.append({"role": "user", "content": prompt})
     body: dict[str, Any] = {"messages": msgs}
-    extras = {"model": model, "models": models, "temperature": temperature}
-    extras["max_tokens"] = max_tokens
+    extras = {
+        "model": model,
+        "models": models,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    }
     body.update({k: v for k, v in extras.items() if v is not None})
     return body
 
@@ -106,7 +116,7 @@ def parse_completion(raw: bytes) -> tuple[str, str | None, Usage | None]:
     )
 
 
-async def run_chat(rt: Runtime, body: dict[str, Any], ctx: Ctx | None) -> ChatResult:
+async def run_chat(rt: Runtime, body: dict[str, Any], ctx: ProgressSink | None) -> ChatResult:
     """Prepare, dispatch and log one chat; raise :class:`RouterError` on failure."""
     rid = os.urandom(12).hex()
     started = rt.dispatcher.now()

@@ -1,7 +1,7 @@
 """The MCP server: tools, resources and prompts over the router's runtime.
 
 :func:`build_mcp_server` makes one :class:`MCPServer` per runtime; the HTTP app
-mounts :func:`mcp_http_app` (Streamable HTTP at ``/mcp``) and ``modelrouter mcp``
+routes ``/mcp`` to :func:`mcp_http_app` (Streamable HTTP) and ``modelrouter mcp``
 serves the same server over stdio (:mod:`modelrouter.mcp_stdio`).
 
 Security of ``/mcp``:
@@ -197,7 +197,10 @@ def build_mcp_server(rt: Runtime, *, auth: bool = True) -> MCPServer[Any]:
 
 
 def mcp_http_app(mcp: MCPServer[Any], server: ServerSettings) -> Starlette:
-    """The Streamable HTTP app serving ``/mcp``; mount it at ``/`` after other routes.
+    """The Streamable HTTP app answering at ``/mcp``; give it a ``Route("/mcp", ...)``.
+
+    The app matches the path ``/mcp`` itself, so it must see the full path: an exact
+    route keeps it (a ``Mount("/mcp")`` would strip it and answer 307).
 
     Stateless (any worker answers any request, so ``--workers N`` needs no sticky
     sessions) with SSE responses, so progress notifications still reach the client.

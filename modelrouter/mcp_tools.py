@@ -12,13 +12,13 @@ import asyncio
 from typing import Annotated, Any
 
 import orjson
-from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from modelrouter.api.health import health_report
 from modelrouter.errors import RouterError, bad_request
-from modelrouter.mcp_chat import Ctx, ProgressReporter, chat_body, compare_one, run_chat
+from modelrouter.mcp_chat import ProgressReporter, chat_body, compare_one, run_chat
 from modelrouter.mcp_models import (
     AttemptInfo,
     ChatMessage,
@@ -31,11 +31,18 @@ from modelrouter.mcp_models import (
 )
 from modelrouter.runtime import Runtime
 
+Ctx = Context[Any, Any]
 MAX_COMPARE = 8
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+CALLS_MODELS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
 
 def error_result(err: RouterError) -> CallToolResult:
-    """An ``is_error`` result: the message, then one line per attempt."""
+    """An ``is_error`` result: the message, then one line per attempt.
+
+    Text only: clients (the TypeScript SDK among them) validate any structured
+    content against the tool's output schema, error results included.
+    """
     lines = [f"Error {err.status} ({err.code or err.type}): {err.message}"]
     attempts = [AttemptInfo.of(a) for a in err.extra.get("attempts", [])]
     if attempts:
@@ -43,11 +50,7 @@ def error_result(err: RouterError) -> CallToolResult:
     for a in attempts:
         detail = f"{a.outcome}" + (f" {a.status}" if a.status is not None else "")
         lines.append(f"- {a.model} ({a.provider}): {detail}, {a.error}, {a.duration_ms:g} ms")
-    return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines))],
-        structured_content=err.payload(),
-        is_error=True,
-    )
+    return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], is_error=True)
 
 
 def ok_result(model: BaseModel) -> CallToolResult:
@@ -62,6 +65,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     @mcp.tool(
         title="Chat through the router",
+        annotations=CALLS_MODELS,
         description="Send a chat to a route or model. The router ranks its models by health, "
         "falls back on failure and reports each attempt as progress. Returns the answer, "
         "the model that gave it and every attempt.",
@@ -96,6 +100,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     @mcp.tool(
         title="Compare models",
+        annotations=CALLS_MODELS,
         description="Send one prompt to several models at once (each alone, no fallback) "
         "and return every answer with its latency and token usage.",
     )
@@ -133,6 +138,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     @mcp.tool(
         title="List routes and models",
+        annotations=READ_ONLY,
         description="Every route (with its fallback order now) and every model "
         "(with provider, health state and rank in each route).",
     )
@@ -141,6 +147,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     @mcp.tool(
         title="Model health",
+        annotations=READ_ONLY,
         description="Health detail (state, breaker, error rate, latency, last probe) of one "
         "model, of a route's models, or of every model when none is named.",
     )

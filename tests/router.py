@@ -39,12 +39,16 @@ def router_config(
     """Build a validated config from plain dicts (quick retries for tests)."""
     router = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, **sections.pop("router", {})}
     health = {"probe": "none", **sections.pop("health", {})}
+    # Port 0: the real port is only known after binding, so the MCP host check must
+    # accept any port on loopback.
+    server = {"port": 0, **sections.pop("server", {})}
     data = {
         "providers": providers,
         "models": models,
         "routes": routes,
         "router": router,
         "health": health,
+        "server": server,
         **sections,
     }
     return parse(data, "test config")
