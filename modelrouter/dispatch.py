@@ -339,7 +339,10 @@ def client_error(err: ProviderError, entry: ModelEntry, attempts: list[Attempt])
 
 def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> RouterError:
     """The error for a request that no candidate served."""
-    trail = [a.as_dict() for a in attempts]
+    extra: dict[str, Any] = {"attempts": [a.as_dict() for a in attempts]}
+    if plan.notes:
+        # Why some models were ranked last (breaker open until ..., cooling down ...).
+        extra["ranking"] = dict(plan.notes)
     tried = [a for a in attempts if a.outcome != "skipped"]
     if not tried:
         why = "; ".join(f"{a.model}: {a.error}" for a in attempts) or "no models"
@@ -348,7 +351,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             f"No model of {plan.route!r} could be tried ({why}).",
             type="server_error",
             code="no_available_model",
-            extra={"attempts": trail},
+            extra=extra,
         )
     if all(a.outcome == Failure.RATE_LIMIT.value for a in tried):
         waits = [a.retry_after for a in tried if a.retry_after is not None]
@@ -357,7 +360,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             f"Every model of {plan.route!r} is rate limited; retry later.",
             type="rate_limit_error",
             code="rate_limited",
-            extra={"attempts": trail},
+            extra=extra,
             headers=retry_after_header(min(waits) if waits else 1.0),
         )
     last = tried[-1]
@@ -367,7 +370,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
         f"All models of {plan.route!r} failed after {len(tried)} attempts ({why}).",
         type="upstream_error",
         code="all_models_failed",
-        extra={"attempts": trail},
+        extra=extra,
     )
 
 

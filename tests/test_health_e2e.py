@@ -72,6 +72,14 @@ def test_breaker_opens_after_threshold_then_skips_dead_primary(
         for _ in range(20):
             assert served(client) == ("backup", 1)
         assert primary.calls == calls_before  # not one more request spent on the dead model
+        # When everything fails, the error explains why the open model went last.
+        backup.default = status(500)
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="default", messages=MESSAGES)
+        body: Any = info.value.body
+        assert "breaker open until" in body["ranking"]["primary"]
+        assert [a["model"] for a in body["attempts"]][:2] == ["backup", "primary"]
+        backup.default = ok()
         routes = httpx2.get(r.url + "/health", timeout=5).json()["routes"]
         assert routes["default"]["order"] == ["backup", "primary"]
         assert "breaker open" in routes["default"]["notes"]["primary"]
