@@ -10,6 +10,7 @@ from typing import Any
 
 from modelrouter import config as config_mod
 from modelrouter.config import ConfigError, LoadedConfig
+from modelrouter.registry import with_default_facts
 
 
 def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
@@ -61,6 +62,7 @@ def models_table(cfg: LoadedConfig) -> str:
         return "?" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
     for name, m in s.models.items():
+        m = with_default_facts(m, cfg.providers[m.provider].kind)
         rows.append(
             [
                 name,

@@ -18,7 +18,7 @@ from modelrouter.errors import model_not_found
 from modelrouter.health import HealthTracker
 from modelrouter.ranking import rank
 from modelrouter.settings import ModelSettings
-from providers import build
+from providers import build, default_facts
 from providers.base import ChatRequest, Provider, Target
 
 
@@ -66,6 +66,12 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return chars // 4
 
 
+def with_default_facts(model: ModelSettings, kind: str) -> ModelSettings:
+    """``model`` with its provider kind's capability defaults filled in where unset."""
+    missing = {k: v for k, v in default_facts(kind).items() if getattr(model, k, 0) is None}
+    return model.model_copy(update=missing) if missing else model
+
+
 def unfit_reason(model: ModelSettings, body: dict[str, Any]) -> str | None:
     """Why ``model`` cannot serve ``body``, or ``None`` if it can (as far as we know)."""
     if model.supports_tools is False and (body.get("tools") or body.get("functions")):
@@ -90,6 +96,7 @@ class Registry:
         }
         self.models: dict[str, ModelEntry] = {}
         for name, m in s.models.items():
+            m = with_default_facts(m, config.providers[m.provider].kind)
             target = Target(name=name, upstream_model=m.model or name, options=m.options)
             self.models[name] = ModelEntry(name, self.providers[m.provider], target, m)
         self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}

@@ -12,7 +12,7 @@ environment variable when the config names none.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 import aiohttp
@@ -143,7 +143,7 @@ class NativeProvider:
 
     async def post_events(
         self, url: str, payload: dict[str, Any], connect_timeout: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """POST ``payload`` and yield the raw SSE events of the answer as they arrive."""
         with wire_errors(self.label):
             async with self.session.post(

@@ -1,0 +1,142 @@
+"""Anthropic (Messages API): the unified request translated both ways, streaming included.
+
+The translation itself is in :mod:`providers.anthropic_wire`; this module only moves
+it over HTTP: ``POST /v1/messages`` with ``x-api-key`` and ``anthropic-version``,
+and ``GET /v1/models/{model}`` as the free probe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from pydantic import Field
+
+from providers.anthropic_reply import AnthropicStream, from_anthropic
+from providers.anthropic_wire import classify, to_anthropic
+from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.native import EnvKeyOptions, NativeProvider
+from providers.openai_shapes import malformed, parse_sse
+
+
+class AnthropicOptions(EnvKeyOptions):
+    """``[providers.NAME]`` with ``kind = "anthropic"``."""
+
+    key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+
+    base_url: str | None = "https://api.anthropic.com"
+    """The API root (``/v1`` is added unless the URL already ends with it)."""
+    api_version: str = "2023-06-01"
+    """Sent as ``anthropic-version``."""
+    beta: list[str] = []
+    """Beta features, sent as ``anthropic-beta``."""
+    default_max_tokens: int = Field(4096, ge=1)
+    """``max_tokens`` when the client sent none (Anthropic requires one)."""
+
+
+class AnthropicProvider(NativeProvider):
+    """Adapter for Anthropic's Messages API."""
+
+    kind: ClassVar[str] = "anthropic"
+    options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
+    vendor: ClassVar[str] = "Anthropic"
+    default_facts: ClassVar[dict[str, object]] = {
+        # Every current Claude model takes tools and images and at least 200k tokens.
+        "context_window": 200_000,
+        "supports_tools": True,
+        "supports_vision": True,
+    }
+
+    def __init__(self, name: str, options: ProviderOptions) -> None:
+        assert isinstance(options, AnthropicOptions)
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": options.api_version,
+            **options.headers,
+        }
+        if options.api_key:
+            headers["x-api-key"] = options.api_key
+        if options.beta:
+            headers["anthropic-beta"] = ",".join(options.beta)
+        root = (options.base_url or "").rstrip("/")
+        super().__init__(name, root if root.endswith("/v1") else root + "/v1", headers)
+        self.default_max_tokens = options.default_max_tokens
+        self._messages_url = self.base_url + "/messages"
+
+    def classify(self, status: int, body: bytes) -> Failure:
+        """Anthropic's error table (see :func:`providers.anthropic_wire.classify`)."""
+        return classify(status, body)
+
+    def _payload(self, request: ChatRequest, target: Target, stream: bool) -> dict[str, Any]:
+        return to_anthropic(
+            request.body,
+            target.upstream_model,
+            default_max_tokens=int(
+                target.options.get("default_max_tokens", self.default_max_tokens)
+            ),
+            stream=stream,
+        )
+
+    async def chat(
+        self, request: ChatRequest, target: Target, connect_timeout: float
+    ) -> Completion:
+        """One Messages call, answered as an OpenAI ``chat.completion``."""
+        payload = self._payload(request, target, stream=False)
+        msg = await self.post_json(self._messages_url, payload, self._timeout(connect_timeout))
+        body, usage = from_anthropic(msg, created=int(time.time()))
+        return Completion(body=body, usage=usage)
+
+    async def stream(
+        self, request: ChatRequest, target: Target, connect_timeout: float
+    ) -> AsyncIterator[bytes]:
+        """A streamed Messages call, relayed as OpenAI chunks ending with ``[DONE]``."""
+        payload = self._payload(request, target, stream=True)
+        translator = AnthropicStream(
+            model=target.upstream_model,
+            created=int(time.time()),
+            include_usage=request.include_usage,
+        )
+        events = self.post_events(self._messages_url, payload, connect_timeout)
+        try:
+            async for event in events:
+                _, data = parse_sse(event)
+                if not data:
+                    continue
+                try:
+                    decoded = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise malformed("Anthropic", "stream event is not JSON") from None
+                if not isinstance(decoded, dict):
+                    raise malformed("Anthropic", "stream event is not an object")
+                for out in translator.feed(decoded):
+                    yield out
+                if translator.done:
+                    break
+        finally:
+            await events.aclose()
+        for out in translator.finish():
+            yield out
+
+    async def probe(self, target: Target, timeout: float, mode: str) -> None:
+        """``models``: ``GET /v1/models/{model}`` (free). ``chat``: a one-token message."""
+        if mode == "chat":
+            payload = {
+                "model": target.upstream_model,
+                "max_tokens": 1,
+                "messages": [{"role": "user", "content": "ping"}],
+            }
+            msg = await self.post_json(
+                self._messages_url, payload, aiohttp.ClientTimeout(total=timeout)
+            )
+            from_anthropic(msg, created=0)
+            return
+        url = f"{self.base_url}/models/{quote(target.upstream_model, safe='')}"
+        info = await self.get_json(url, timeout)
+        if info.get("type") != "model":
+            raise ProviderError(
+                Failure.MALFORMED, f"Anthropic model lookup gave no model ({self.label})"
+            )

@@ -1,0 +1,70 @@
+"""A local Ollama server: chat through its OpenAI-compatible ``/v1``, health from ``/api/tags``.
+
+Chat is OpenAI passthrough. The free probe lists the server's pulled models, so a
+model that was never pulled shows up in ``/health`` as misconfigured (``AUTH``)
+rather than as an outage: restarting will not fix it, ``ollama pull`` will.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import aiohttp
+import orjson
+
+from providers.base import Failure, ProviderError, ProviderOptions, Target
+from providers.http import raise_for_status, wire_errors
+from providers.openai import OpenAIOptions, OpenAIProvider
+
+
+class OllamaOptions(OpenAIOptions):
+    """``[providers.NAME]`` with ``kind = "ollama"`` (no key needed)."""
+
+    base_url: str | None = "http://localhost:11434"
+    """The server root; a trailing ``/v1`` is accepted too."""
+
+
+def pulled(tags: object, model: str) -> bool:
+    """Whether ``model`` is in an ``/api/tags`` answer (no tag means ``:latest``)."""
+    wanted = {model, model if ":" in model else f"{model}:latest"}
+    entries = tags.get("models") if isinstance(tags, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and wanted & {entry.get("name"), entry.get("model")}:
+            return True
+    return False
+
+
+class OllamaProvider(OpenAIProvider):
+    """Adapter for a local Ollama server."""
+
+    kind: ClassVar[str] = "ollama"
+    options_model: ClassVar[type[ProviderOptions]] = OllamaOptions
+
+    def __init__(self, name: str, options: ProviderOptions) -> None:
+        root = (options.base_url or "").rstrip("/").removesuffix("/v1")
+        super().__init__(name, options.model_copy(update={"base_url": root + "/v1"}))
+        self.root = root
+
+    async def probe(self, target: Target, timeout: float, mode: str) -> None:
+        """``models``: ``GET /api/tags`` and check the model is pulled. ``chat``: one token."""
+        if mode == "chat":
+            await super().probe(target, timeout, mode)
+            return
+        t = aiohttp.ClientTimeout(total=timeout)
+        with wire_errors(self.label):
+            async with self.session.get(
+                self.root + "/api/tags", headers=self._headers, timeout=t
+            ) as resp:
+                await raise_for_status(resp, self.label)
+                raw = await resp.read()
+        try:
+            tags = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                Failure.MALFORMED, f"Ollama /api/tags is not JSON ({self.label})"
+            ) from None
+        if not pulled(tags, target.upstream_model):
+            raise ProviderError(
+                Failure.AUTH,
+                f"model {target.upstream_model} is not pulled on this Ollama server ({self.label})",
+            )
