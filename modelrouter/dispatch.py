@@ -78,6 +78,11 @@ class Outcome:
     first: bytes = b""
     rest: AsyncIterator[bytes] | None = None
     started: float = 0.0
+    """When the serving attempt started (``Dispatcher.now`` clock)."""
+    deadline: float = 0.0
+    """The request's deadline, shared by every attempt and by a relayed stream."""
+    ttft: float | None = None
+    """Streams: seconds from the serving attempt's start to its first event."""
     usage: dict[str, Any] | None = field(default=None)
 
 
@@ -122,8 +127,10 @@ class Dispatcher:
         def call(entry: ModelEntry) -> Awaitable[Completion]:
             return entry.provider.chat(request, entry.target, connect)
 
-        done, entry, attempts, started = await self._run(plan, call, observer)
-        return Outcome(entry, attempts, completion=done, started=started, usage=done.usage)
+        done, entry, attempts, started, deadline = await self._run(plan, call, observer)
+        return Outcome(
+            entry, attempts, completion=done, started=started, deadline=deadline, usage=done.usage
+        )
 
     async def open_stream(
         self, request: ChatRequest, plan: Plan, observer: Observer | None = None
@@ -142,8 +149,13 @@ class Dispatcher:
                 raise
             return first, agen
 
-        (first, rest), entry, attempts, started = await self._run(plan, call, observer, stream=True)
-        return Outcome(entry, attempts, first=first, rest=rest, started=started)
+        (first, rest), entry, attempts, started, deadline = await self._run(
+            plan, call, observer, stream=True
+        )
+        ttft = self.now() - started
+        return Outcome(
+            entry, attempts, first=first, rest=rest, started=started, deadline=deadline, ttft=ttft
+        )
 
     async def _run(
         self,
@@ -152,7 +164,7 @@ class Dispatcher:
         observer: Observer | None,
         *,
         stream: bool = False,
-    ) -> tuple[T, ModelEntry, list[Attempt], float]:
+    ) -> tuple[T, ModelEntry, list[Attempt], float, float]:
         s = self.settings
         tracker = self.tracker
         deadline = self.now() + s.request_timeout_s
@@ -201,7 +213,7 @@ class Dispatcher:
                 attempts.append(
                     Attempt(entry.name, entry.provider.name, 200, None, took * 1000, "ok")
                 )
-                return result, entry, attempts, t0
+                return result, entry, attempts, t0, deadline
             now = self.now()
             attempt = Attempt(
                 entry.name,
@@ -259,7 +271,7 @@ class Dispatcher:
         assert out.rest is not None
         s = self.settings
         idle = s.idle_timeout_s
-        deadline = out.started + s.request_timeout_s
+        deadline = out.deadline
         error: str | None = None
         failure: Failure | None = None
         want_usage = request.include_usage
@@ -286,7 +298,7 @@ class Dispatcher:
             await _aclose(rest)
             name = out.entry.name
             if failure is None:
-                self.tracker.record_success(name, self.now() - out.started)
+                self.tracker.record_success(name, self.now() - out.started, out.ttft)
             else:
                 self.tracker.record_failure(name, failure, error=error)
             on_end(out, error)

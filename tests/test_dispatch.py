@@ -142,3 +142,15 @@ async def test_simulated_provider_is_deterministic_for_a_seed() -> None:
         results.append(seq)
     assert results[0] == results[1]
     assert "a" in results[0] and "b" in results[0]
+
+
+async def test_stream_records_time_to_first_token_and_total_latency() -> None:
+    rt = runtime({"a": {"kind": "simulated", "latency_ms": 30, "chunk_ms": 20}}, ["a"])
+    request, plan = rt.prepare({**BODY, "stream": True})
+    out = await rt.dispatcher.open_stream(request, plan)
+    events = [e async for e in rt.dispatcher.relay(request, out, lambda o, e: None)]
+    assert events[-1] == b"data: [DONE]\n\n"
+    snap = rt.tracker.snapshot("a")
+    ttft, total = snap["ttft_ms"]["p50"], snap["latency_ms"]["p50"]
+    assert 25 <= ttft < 100
+    assert total >= ttft + 20 * (len(events) - 4)  # every gap after the first event
