@@ -1,0 +1,1 @@
+"""The modelrouter benchmark: ``python -m bench`` (see ``bench/__main__.py`` and README)."""
