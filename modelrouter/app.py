@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from modelrouter import config as config_mod
 from modelrouter.api.chat import chat_handler
-from modelrouter.api.common import error_response, request_id
+from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.health import health_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
@@ -22,8 +25,40 @@ from modelrouter.errors import RouterError
 from modelrouter.mcp_server import build_mcp_server, mcp_http_app
 from modelrouter.runtime import Runtime
 
+CHAT_PATH = "/v1/chat/completions"
 
-def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastAPI:
+
+class RouterApp:
+    """The ASGI app: chat completions straight to their handler, the rest to FastAPI.
+
+    Measured with ``python -m bench``: FastAPI's middleware stack and router cost
+    about a tenth of the hot path's throughput, and the chat endpoint needs none of
+    them (it reads the raw body and answers in OpenAI's error shape itself).
+    """
+
+    def __init__(self, app: FastAPI, chat: Handler) -> None:
+        self.app = app
+        self.chat = chat
+
+    @property
+    def state(self) -> Any:
+        """The FastAPI app's state (``state.runtime`` is the :class:`Runtime`)."""
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            request = Request(scope, receive)
+            try:
+                response = await self.chat(request)
+            except Exception:
+                err = RouterError(500, "Internal error in modelrouter.", type="server_error")
+                response = error_response(err, request_id(request))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan."""
     rt = Runtime(config)
     mcp = build_mcp_server(rt)
@@ -32,6 +67,10 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await rt.start(probes=probes)
+        # Everything built so far lives until shutdown: move it out of the collector's
+        # way. Full collections over these objects caused the p99 spikes under load.
+        gc.collect()
+        gc.freeze()
         try:
             # Starlette never runs a sub-app's lifespan: the MCP session manager runs here.
             async with mcp.session_manager.run():
@@ -39,12 +78,19 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastA
         finally:
             await rt.aclose()
 
-    app = FastAPI(title="modelrouter", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="modelrouter",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.runtime = rt
     list_models, get_model = models_handlers(rt)
     healthz, readyz, health = health_handlers(rt)
     # Plain Starlette routes: no dependency injection or body models on the hot path.
-    app.router.add_route("/v1/chat/completions", chat_handler(rt), methods=["POST"])
+    chat = chat_handler(rt)
+    app.router.add_route(CHAT_PATH, chat, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/v1/models/{model_id:path}", get_model, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
@@ -66,10 +112,10 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> FastA
         err = RouterError(500, "Internal error in modelrouter.", type="server_error")
         return error_response(err, request_id(request))
 
-    return app
+    return RouterApp(app, chat)
 
 
-def factory() -> FastAPI:
+def factory() -> RouterApp:
     """Entry point for ``uvicorn --factory`` and ``--workers``: config from the environment."""
     cfg = config_mod.load(os.environ.get("MODELROUTER_CONFIG") or None)
     return create_app(cfg)

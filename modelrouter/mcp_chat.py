@@ -8,11 +8,11 @@ access log with ``via: "mcp"``.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
 import orjson
 
+from modelrouter.api.common import new_request_id
 from modelrouter.dispatch import Attempt
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.mcp_models import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
@@ -118,7 +118,7 @@ def parse_completion(raw: bytes) -> tuple[str, str | None, Usage | None]:
 
 async def run_chat(rt: Runtime, body: dict[str, Any], ctx: ProgressSink | None) -> ChatResult:
     """Prepare, dispatch and log one chat; raise :class:`RouterError` on failure."""
-    rid = os.urandom(12).hex()
+    rid = new_request_id()
     started = rt.dispatcher.now()
     request, plan = rt.prepare(body)
     reporter = ProgressReporter(ctx) if ctx is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import itertools
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,12 +17,21 @@ from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+_ID_PREFIX = os.urandom(6).hex()
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A process-unique id: a random per-process prefix and a counter (no syscall)."""
+    return f"{_ID_PREFIX}{next(_ids):012x}"
+
+
 def request_id(request: Request) -> str:
-    """The client's ``x-request-id`` if it sent a sane one, else a new random id."""
+    """The client's ``x-request-id`` if it sent a sane one, else a new id."""
     rid = request.headers.get("x-request-id")
     if rid and len(rid) <= 128 and rid.isprintable():
         return rid
-    return os.urandom(12).hex()
+    return new_request_id()
 
 
 def check_key(request: Request, keys: list[bytes]) -> None:
