@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +139,21 @@ def test_upstream_key_never_in_errors(router: RunningRouter, up: FakeUpstream) -
     assert UPSTREAM_KEY not in resp.text
     health = httpx2.get(router.url + "/health", timeout=10).text
     assert UPSTREAM_KEY not in health
+
+
+def test_client_leaving_mid_stream_stops_the_upstream_stream(
+    router: RunningRouter, up: FakeUpstream
+) -> None:
+    up.script(slow_stream(chunks=50, interval=0.1))
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    with httpx2.stream(
+        "POST", router.base_url + "/chat/completions", json=body, timeout=10
+    ) as resp:
+        assert resp.status_code == 200
+        next(resp.iter_bytes())
+    # The router noticed the client leaving and closed the stream: it is accounted for
+    # within a moment, not after the upstream's 5 s.
+    deadline = time.monotonic() + 2
+    while router.runtime.tracker.snapshot("m")["totals"]["requests"] == 0:
+        assert time.monotonic() < deadline, "stream kept running after the client left"
+        time.sleep(0.02)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from modelrouter.api.common import (
     Handler,
@@ -16,6 +16,7 @@ from modelrouter.api.common import (
     read_body,
     request_id,
 )
+from modelrouter.api.sse import SSEResponse
 from modelrouter.dispatch import Outcome
 from modelrouter.errors import RouterError
 from modelrouter.registry import Plan
@@ -70,7 +71,7 @@ async def respond(
 
     events: AsyncIterator[bytes] = dispatcher.relay(request, out, on_end)
     headers.update(SSE_HEADERS)
-    return StreamingResponse(events, headers=headers, media_type="text/event-stream")
+    return SSEResponse(events, headers)
 
 
 def chat_handler(rt: Runtime) -> Handler:
