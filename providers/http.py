@@ -132,3 +132,37 @@ async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
                 yield event + b"\n\n"
     if buf.strip():
         yield buf.rstrip(b"\n") + b"\n\n"
+
+
+class PooledSession:
+    """The connection pool every HTTP provider owns: opened in ``start``, closed in ``aclose``."""
+
+    name: str
+    _session: aiohttp.ClientSession | None = None
+    _timeouts: dict[float, aiohttp.ClientTimeout]
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        if self._session is None:
+            self._session = new_session()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session; :meth:`start` must have run."""
+        if self._session is None:
+            raise RuntimeError(f"provider {self.name!r} used before start()")
+        return self._session
+
+    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        # One ClientTimeout per distinct connect timeout, not one per request.
+        cache = self.__dict__.setdefault("_timeouts", {})
+        t: aiohttp.ClientTimeout | None = cache.get(connect)
+        if t is None:
+            t = cache[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
+        return t

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from modelrouter.retry import classify_status
 from providers.base import Failure, ProviderError, ProviderOptions
-from providers.http import endpoint_label, new_session, raise_for_status, sse_events, wire_errors
+from providers.http import PooledSession, endpoint_label, raise_for_status, sse_events, wire_errors
 
 
 class EnvKeyOptions(ProviderOptions):
@@ -51,7 +51,7 @@ class EnvKeyOptions(ProviderOptions):
         return None
 
 
-class NativeProvider:
+class NativeProvider(PooledSession):
     """Base class: pooled session, timeouts and error mapping for a native vendor API."""
 
     kind: ClassVar[str]
@@ -64,33 +64,6 @@ class NativeProvider:
         self.base_url = base_url.rstrip("/")
         self.label = endpoint_label(self.base_url)
         self.headers = headers
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    async def start(self) -> None:
-        """Open the connection pool."""
-        if self._session is None:
-            self._session = new_session()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session; :meth:`start` must have run."""
-        if self._session is None:
-            raise RuntimeError(f"provider {self.name!r} used before start()")
-        return self._session
-
-    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        # One ClientTimeout per distinct connect timeout, not one per request.
-        t = self._timeouts.get(connect)
-        if t is None:
-            t = self._timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
-        return t
 
     def classify(self, status: int, body: bytes) -> Failure:
         """Failure class of an error answer; vendors refine the generic table."""

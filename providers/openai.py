@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 import aiohttp
 import orjson
 
+from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.http import (
+    PooledSession,
     auth_headers,
     endpoint_label,
-    new_session,
     raise_for_status,
     sse_events,
     wire_errors,
@@ -53,7 +54,7 @@ def parse_completion(raw: bytes, label: str) -> Completion:
     return Completion(body=raw, usage=usage if isinstance(usage, dict) else None)
 
 
-class OpenAIProvider:
+class OpenAIProvider(PooledSession):
     """Adapter for the OpenAI Chat Completions wire format."""
 
     kind: ClassVar[str] = "openai"
@@ -65,33 +66,13 @@ class OpenAIProvider:
         self.label = endpoint_label(self.base_url)
         self._headers = auth_headers(options.api_key, options.headers)
         self._chat_url = self.base_url + "/chat/completions"
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    async def start(self) -> None:
-        """Open the connection pool."""
-        if self._session is None:
-            self._session = new_session()
+    classify = staticmethod(classify_status)
+    """Failure class of an error answer (compatible servers refine the generic table)."""
 
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session; :meth:`start` must have run."""
-        if self._session is None:
-            raise RuntimeError(f"provider {self.name!r} used before start()")
-        return self._session
-
-    def _timeout(self, connect: float) -> aiohttp.ClientTimeout:
-        # One ClientTimeout per distinct connect timeout, not one per request.
-        t = self._timeouts.get(connect)
-        if t is None:
-            t = self._timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
-        return t
+    def _url(self, target: Target) -> str:
+        """Where chat completions for ``target`` go."""
+        return self._chat_url
 
     async def chat(
         self, request: ChatRequest, target: Target, connect_timeout: float
@@ -100,12 +81,12 @@ class OpenAIProvider:
         data = upstream_body(request, target.upstream_model)
         with wire_errors(self.label):
             async with self.session.post(
-                self._chat_url,
+                self._url(target),
                 data=data,
                 headers=self._headers,
                 timeout=self._timeout(connect_timeout),
             ) as resp:
-                await raise_for_status(resp, self.label)
+                await raise_for_status(resp, self.label, self.classify)
                 raw = await resp.read()
         return parse_completion(raw, self.label)
 
@@ -116,12 +97,12 @@ class OpenAIProvider:
         data = upstream_body(request, target.upstream_model)
         with wire_errors(self.label):
             async with self.session.post(
-                self._chat_url,
+                self._url(target),
                 data=data,
                 headers=self._headers,
                 timeout=self._timeout(connect_timeout),
             ) as resp:
-                await raise_for_status(resp, self.label)
+                await raise_for_status(resp, self.label, self.classify)
                 ctype = resp.headers.get("Content-Type", "")
                 if not ctype.startswith("text/event-stream"):
                     raise ProviderError(
@@ -136,6 +117,10 @@ class OpenAIProvider:
                     yield event
         raise ProviderError(Failure.CONNECT, f"stream ended without [DONE] ({self.label})")
 
+    def _models_url(self) -> str:
+        """The free list call used by ``probe = "models"``."""
+        return self.base_url + "/models"
+
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """``models``: list models (free). ``chat``: a one-token completion."""
         t = aiohttp.ClientTimeout(total=timeout)
@@ -149,15 +134,15 @@ class OpenAIProvider:
                     }
                 )
                 async with self.session.post(
-                    self._chat_url, data=body, headers=self._headers, timeout=t
+                    self._url(target), data=body, headers=self._headers, timeout=t
                 ) as resp:
-                    await raise_for_status(resp, self.label)
+                    await raise_for_status(resp, self.label, self.classify)
                     parse_completion(await resp.read(), self.label)
                 return
             async with self.session.get(
-                self.base_url + "/models", headers=self._headers, timeout=t
+                self._models_url(), headers=self._headers, timeout=t
             ) as resp:
-                await raise_for_status(resp, self.label)
+                await raise_for_status(resp, self.label, self.classify)
                 await resp.read()
 
 
