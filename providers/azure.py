@@ -11,7 +11,7 @@ answer), not the client's fault.
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 
@@ -62,19 +62,21 @@ class AzureProvider(OpenAIProvider):
         super().__init__(name, options)
         # The resource root: users paste it with or without the "/openai" suffix.
         self.base_url = self.base_url.removesuffix("/openai")
+        self.prefix = urlsplit(self.base_url).path
         self.api_version = options.api_version
-        self._headers = {"Content-Type": "application/json", **options.headers}
+        headers = {"Content-Type": "application/json", **options.headers}
         if options.api_key:
-            self._headers["api-key"] = options.api_key
+            headers["api-key"] = options.api_key
+        self._set_headers(headers)
 
-    def _url(self, target: Target) -> str:
+    def _path(self, target: Target) -> str:
         deployment = quote(target.upstream_model, safe="")
         return (
-            f"{self.base_url}/openai/deployments/{deployment}/chat/completions"
+            f"{self.prefix}/openai/deployments/{deployment}/chat/completions"
             f"?api-version={quote(self.api_version, safe='')}"
         )
 
-    def _models_url(self) -> str:
+    def _models_path(self) -> str:
         # The resource's model list: free, and proves endpoint and key (not the
         # deployment; probe = "chat" calls the deployment itself).
-        return f"{self.base_url}/openai/models?api-version={quote(self.api_version, safe='')}"
+        return f"{self.prefix}/openai/models?api-version={quote(self.api_version, safe='')}"

@@ -1,7 +1,8 @@
 """Shared HTTP plumbing for providers that talk to a real upstream.
 
-The hot path uses aiohttp: measured on this machine it adds about half the
-per-request cost of httpx2's default transport (see ARCHITECTURE.md). Everything
+The OpenAI-compatible passthrough uses the small client in :mod:`providers.lean`;
+the translating vendors (Anthropic, Gemini) use aiohttp, measured on this machine at
+about half the per-request cost of httpx2's default transport. For those, everything
 that can go wrong on the wire is mapped to a :class:`ProviderError` in
 :func:`wire_errors`, the one place that knows aiohttp's exception tree.
 """
@@ -79,14 +80,20 @@ async def raise_for_status(
     if resp.status < 400:
         return
     body = await resp.content.read(MAX_ERROR_BODY)
-    failure = classify(resp.status, body)
+    raise status_error(resp.status, resp.headers, body, label, classify)
+
+
+def status_error(
+    status: int, headers: Mapping[str, str], body: bytes, label: str, classify: Classifier
+) -> ProviderError:
+    """The classified :class:`ProviderError` for an upstream error answer."""
     detail = error_message(body)
-    message = f"upstream {resp.status} ({label})" + (f": {detail}" if detail else "")
-    raise ProviderError(
-        failure,
+    message = f"upstream {status} ({label})" + (f": {detail}" if detail else "")
+    return ProviderError(
+        classify(status, body),
         message,
-        status=resp.status,
-        retry_after=parse_retry_after(resp.headers) if resp.status in (429, 503, 529) else None,
+        status=status,
+        retry_after=parse_retry_after(headers) if status in (429, 503, 529) else None,
         body=body,
     )
 
@@ -112,14 +119,14 @@ def auth_headers(api_key: str | None, extra: Mapping[str, str]) -> dict[str, str
     return headers
 
 
-async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Split an SSE body into whole events, each returned with a ``\\n\\n`` terminator.
 
     Chunk boundaries on the wire do not matter: events come out one by one, never
     merged or split, so a client sees exactly the upstream's events.
     """
     buf = b""
-    async for chunk in resp.content.iter_any():
+    async for chunk in chunks:
         buf = buf + chunk if buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")

@@ -132,5 +132,5 @@ class NativeProvider(PooledSession):
                         Failure.MALFORMED,
                         f"{self.vendor} did not stream ({ctype or 'no type'}, {self.label})",
                     )
-                async for event in sse_events(resp):
+                async for event in sse_events(resp.content.iter_any()):
                     yield event

@@ -7,13 +7,13 @@ rather than as an outage: restarting will not fix it, ``ollama pull`` will.
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from providers.base import Failure, ProviderError, ProviderOptions, Target
-from providers.http import raise_for_status, wire_errors
 from providers.openai import OpenAIOptions, OpenAIProvider
 
 
@@ -50,13 +50,8 @@ class OllamaProvider(OpenAIProvider):
         if mode == "chat":
             await super().probe(target, timeout, mode)
             return
-        t = aiohttp.ClientTimeout(total=timeout)
-        with wire_errors(self.label):
-            async with self.session.get(
-                self.root + "/api/tags", headers=self._headers, timeout=t
-            ) as resp:
-                await raise_for_status(resp, self.label)
-                raw = await resp.read()
+        async with asyncio.timeout(timeout):
+            raw = await self._read("GET", urlsplit(self.root).path + "/api/tags", b"", timeout)
         try:
             tags = orjson.loads(raw)
         except orjson.JSONDecodeError:

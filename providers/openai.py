@@ -8,22 +8,17 @@ Answers come back as the upstream's bytes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.http import (
-    PooledSession,
-    auth_headers,
-    endpoint_label,
-    raise_for_status,
-    sse_events,
-    wire_errors,
-)
+from providers.http import MAX_ERROR_BODY, auth_headers, endpoint_label, sse_events, status_error
+from providers.lean import Origin, Response
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -54,7 +49,7 @@ def parse_completion(raw: bytes, label: str) -> Completion:
     return Completion(body=raw, usage=usage if isinstance(usage, dict) else None)
 
 
-class OpenAIProvider(PooledSession):
+class OpenAIProvider:
     """Adapter for the OpenAI Chat Completions wire format."""
 
     kind: ClassVar[str] = "openai"
@@ -64,30 +59,57 @@ class OpenAIProvider(PooledSession):
         self.name = name
         self.base_url = (options.base_url or "").rstrip("/")
         self.label = endpoint_label(self.base_url)
-        self._headers = auth_headers(options.api_key, options.headers)
-        self._chat_url = self.base_url + "/chat/completions"
+        self.prefix = urlsplit(self.base_url).path
+        """The base URL's path (``/v1``): every request path starts with it."""
+        self._set_headers(auth_headers(options.api_key, options.headers))
+        self.origin = Origin(self.base_url, self.label)
+
+    def _set_headers(self, headers: dict[str, str]) -> None:
+        # Kept as ready-made header lines: the request is written in one piece.
+        self._header_lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+
+    async def start(self) -> None:
+        """Connections open on first use."""
+
+    async def aclose(self) -> None:
+        """Close idle connections."""
+        self.origin.close()
 
     classify = staticmethod(classify_status)
     """Failure class of an error answer (compatible servers refine the generic table)."""
 
-    def _url(self, target: Target) -> str:
+    def _path(self, target: Target) -> str:
         """Where chat completions for ``target`` go."""
-        return self._chat_url
+        return self.prefix + "/chat/completions"
+
+    def _models_path(self) -> str:
+        """The free list call used by ``probe = "models"``."""
+        return self.prefix + "/models"
+
+    async def _send(self, method: str, path: str, body: bytes, connect: float) -> Response:
+        """Send a request; raise the classified error of a non-2xx answer."""
+        resp = await self.origin.request(method, path, self._header_lines, body, connect)
+        if resp.status >= 400:
+            try:
+                raw = await resp.read(MAX_ERROR_BODY)
+            finally:
+                resp.release()
+            raise status_error(resp.status, resp.headers, raw, self.label, self.classify)
+        return resp
+
+    async def _read(self, method: str, path: str, body: bytes, connect: float) -> bytes:
+        resp = await self._send(method, path, body, connect)
+        try:
+            return await resp.read()
+        finally:
+            resp.release()
 
     async def chat(
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> Completion:
         """POST the body upstream and return its answer untouched."""
         data = upstream_body(request, target.upstream_model)
-        with wire_errors(self.label):
-            async with self.session.post(
-                self._url(target),
-                data=data,
-                headers=self._headers,
-                timeout=self._timeout(connect_timeout),
-            ) as resp:
-                await raise_for_status(resp, self.label, self.classify)
-                raw = await resp.read()
+        raw = await self._read("POST", self._path(target), data, connect_timeout)
         return parse_completion(raw, self.label)
 
     async def stream(
@@ -95,55 +117,37 @@ class OpenAIProvider(PooledSession):
     ) -> AsyncIterator[bytes]:
         """Forward the upstream's SSE events one by one until ``data: [DONE]``."""
         data = upstream_body(request, target.upstream_model)
-        with wire_errors(self.label):
-            async with self.session.post(
-                self._url(target),
-                data=data,
-                headers=self._headers,
-                timeout=self._timeout(connect_timeout),
-            ) as resp:
-                await raise_for_status(resp, self.label, self.classify)
-                ctype = resp.headers.get("Content-Type", "")
-                if not ctype.startswith("text/event-stream"):
-                    raise ProviderError(
-                        Failure.MALFORMED, f"upstream did not stream ({ctype or 'no type'})"
-                    )
-                async for event in sse_events(resp):
-                    if event == _DONE:
-                        yield event
-                        return
-                    if event.startswith(b'data: {"error"'):
-                        raise stream_error(event, self.label)
+        resp = await self._send("POST", self._path(target), data, connect_timeout)
+        try:
+            ctype = resp.headers.get("content-type", "")
+            if not ctype.startswith("text/event-stream"):
+                raise ProviderError(
+                    Failure.MALFORMED, f"upstream did not stream ({ctype or 'no type'})"
+                )
+            async for event in sse_events(resp.chunks()):
+                if event == _DONE:
                     yield event
+                    return
+                if event.startswith(b'data: {"error"'):
+                    raise stream_error(event, self.label)
+                yield event
+        finally:
+            resp.release()
         raise ProviderError(Failure.CONNECT, f"stream ended without [DONE] ({self.label})")
-
-    def _models_url(self) -> str:
-        """The free list call used by ``probe = "models"``."""
-        return self.base_url + "/models"
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """``models``: list models (free). ``chat``: a one-token completion."""
-        t = aiohttp.ClientTimeout(total=timeout)
-        with wire_errors(self.label):
+        async with asyncio.timeout(timeout):
             if mode == "chat":
-                body = orjson.dumps(
-                    {
-                        "model": target.upstream_model,
-                        "messages": [{"role": "user", "content": "ping"}],
-                        "max_tokens": 1,
-                    }
-                )
-                async with self.session.post(
-                    self._url(target), data=body, headers=self._headers, timeout=t
-                ) as resp:
-                    await raise_for_status(resp, self.label, self.classify)
-                    parse_completion(await resp.read(), self.label)
+                body = {
+                    "model": target.upstream_model,
+                    "messages": [{"role": "user", "content": "ping"}],
+                    "max_tokens": 1,
+                }
+                raw = await self._read("POST", self._path(target), orjson.dumps(body), timeout)
+                parse_completion(raw, self.label)
                 return
-            async with self.session.get(
-                self._models_url(), headers=self._headers, timeout=t
-            ) as resp:
-                await raise_for_status(resp, self.label, self.classify)
-                await resp.read()
+            await self._read("GET", self._models_path(), b"", timeout)
 
 
 def stream_error(event: bytes, label: str) -> ProviderError:
