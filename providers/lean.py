@@ -172,13 +172,15 @@ class Response:
 class Origin:
     """Keep-alive connections to one ``scheme://host:port``."""
 
-    def __init__(self, base_url: str, label: str) -> None:
+    def __init__(
+        self, base_url: str, label: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(base_url)
         self.label = label
         self.host = parts.hostname or "localhost"
         tls = parts.scheme == "https"
         self.port = parts.port or (443 if tls else 80)
-        self.ssl = ssl.create_default_context() if tls else None
+        self.ssl = (ssl_context or ssl.create_default_context()) if tls else None
         default = (tls and self.port == 443) or (not tls and self.port == 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if default else f"{host}:{self.port}"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +143,57 @@ async def test_cancelled_read_closes_the_connection() -> None:
         resp.release()  # unfinished: must not go back to the pool
         assert origin.idle == []
         origin.close()
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
+
+
+async def test_https_with_certificate_verification(self_signed: tuple[Path, Path]) -> None:
+    key, cert = self_signed
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(chunked(b"secure"))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        origin = Origin(f"https://127.0.0.1:{port}", "t", ssl_context=trusted)
+        assert await get(origin) == (200, b"secure")
+        origin.close()
+        # The system's CAs do not know this certificate: verification must fail.
+        with pytest.raises(ProviderError) as info:
+            await get(Origin(f"https://127.0.0.1:{port}", "t"))
+        assert info.value.failure is Failure.CONNECT
+        assert "SSLCertVerificationError" in info.value.message
