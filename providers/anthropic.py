@@ -7,12 +7,12 @@ and ``GET /v1/models/{model}`` as the free probe.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from pydantic import Field
 
@@ -86,7 +86,7 @@ class AnthropicProvider(NativeProvider):
     ) -> Completion:
         """One Messages call, answered as an OpenAI ``chat.completion``."""
         payload = self._payload(request, target, stream=False)
-        msg = await self.post_json(self._messages_url, payload, self._timeout(connect_timeout))
+        msg = await self.post_json(self._messages_url, payload, connect_timeout)
         body, usage = from_anthropic(msg, created=int(time.time()))
         return Completion(body=body, usage=usage)
 
@@ -129,9 +129,8 @@ class AnthropicProvider(NativeProvider):
                 "max_tokens": 1,
                 "messages": [{"role": "user", "content": "ping"}],
             }
-            msg = await self.post_json(
-                self._messages_url, payload, aiohttp.ClientTimeout(total=timeout)
-            )
+            async with asyncio.timeout(timeout):
+                msg = await self.post_json(self._messages_url, payload, timeout)
             from_anthropic(msg, created=0)
             return
         url = f"{self.base_url}/models/{quote(target.upstream_model, safe='')}"

@@ -8,13 +8,13 @@ and ``GET models/{model}`` as the free probe, with the key in ``x-goog-api-key``
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
@@ -80,7 +80,7 @@ class GeminiProvider(NativeProvider):
     ) -> Completion:
         """One ``generateContent`` call, answered as an OpenAI ``chat.completion``."""
         url = self._model_url(target) + ":generateContent"
-        resp = await self.post_json(url, self._payload(request), self._timeout(connect_timeout))
+        resp = await self.post_json(url, self._payload(request), connect_timeout)
         body, usage = from_gemini(
             resp,
             created=int(time.time()),
@@ -128,7 +128,8 @@ class GeminiProvider(NativeProvider):
                 "generationConfig": {"maxOutputTokens": 1},
             }
             url = self._model_url(target) + ":generateContent"
-            resp = await self.post_json(url, payload, aiohttp.ClientTimeout(total=timeout))
+            async with asyncio.timeout(timeout):
+                resp = await self.post_json(url, payload, timeout)
             from_gemini(resp, created=0, model=target.upstream_model, response_id="probe")
             return
         info = await self.get_json(self._model_url(target), timeout)

@@ -11,17 +11,19 @@ environment variable when the config names none.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from pydantic import Field, field_validator
 
 from modelrouter.retry import classify_status
 from providers.base import Failure, ProviderError, ProviderOptions
-from providers.http import PooledSession, endpoint_label, raise_for_status, sse_events, wire_errors
+from providers.http import MAX_ERROR_BODY, endpoint_label, sse_events, status_error
+from providers.lean import Origin, Response
 
 
 class EnvKeyOptions(ProviderOptions):
@@ -51,8 +53,8 @@ class EnvKeyOptions(ProviderOptions):
         return None
 
 
-class NativeProvider(PooledSession):
-    """Base class: pooled session, timeouts and error mapping for a native vendor API."""
+class NativeProvider:
+    """Base class: connections, timeouts and error mapping for a native vendor API."""
 
     kind: ClassVar[str]
     options_model: ClassVar[type[ProviderOptions]]
@@ -63,7 +65,15 @@ class NativeProvider(PooledSession):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.label = endpoint_label(self.base_url)
-        self.headers = headers
+        self.origin = Origin(self.base_url, self.label)
+        self._header_lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+
+    async def start(self) -> None:
+        """Connections open on first use."""
+
+    async def aclose(self) -> None:
+        """Close idle connections."""
+        self.origin.close()
 
     def classify(self, status: int, body: bytes) -> Failure:
         """Failure class of an error answer; vendors refine the generic table."""
@@ -73,13 +83,25 @@ class NativeProvider(PooledSession):
         """Add what only the vendor's error body tells (e.g. a retry delay)."""
         return err
 
-    async def _check(self, resp: aiohttp.ClientResponse) -> None:
-        try:
-            await raise_for_status(resp, self.label, self.classify)
-        except ProviderError as err:
-            raise self.refine(err) from None
+    async def _send(self, method: str, url: str, body: bytes, connect: float) -> Response:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        resp = await self.origin.request(method, path, self._header_lines, body, connect)
+        if resp.status >= 400:
+            try:
+                raw = await resp.read(MAX_ERROR_BODY)
+            finally:
+                resp.release()
+            err = status_error(resp.status, resp.headers, raw, self.label, self.classify)
+            raise self.refine(err)
+        return resp
 
-    def _decode(self, raw: bytes) -> dict[str, Any]:
+    async def _json(self, method: str, url: str, body: bytes, connect: float) -> dict[str, Any]:
+        resp = await self._send(method, url, body, connect)
+        try:
+            raw = await resp.read()
+        finally:
+            resp.release()
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -93,44 +115,29 @@ class NativeProvider(PooledSession):
         return data
 
     async def post_json(
-        self, url: str, payload: dict[str, Any], timeout: aiohttp.ClientTimeout
+        self, url: str, payload: dict[str, Any], connect_timeout: float
     ) -> dict[str, Any]:
         """POST ``payload`` and return the decoded JSON answer."""
-        with wire_errors(self.label):
-            async with self.session.post(
-                url, data=orjson.dumps(payload), headers=self.headers, timeout=timeout
-            ) as resp:
-                await self._check(resp)
-                raw = await resp.read()
-        return self._decode(raw)
+        return await self._json("POST", url, orjson.dumps(payload), connect_timeout)
 
     async def get_json(self, url: str, timeout: float) -> dict[str, Any]:
-        """GET ``url`` (a probe) and return the decoded JSON answer."""
-        with wire_errors(self.label):
-            async with self.session.get(
-                url, headers=self.headers, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                await self._check(resp)
-                raw = await resp.read()
-        return self._decode(raw)
+        """GET ``url`` (a probe) within ``timeout`` and return the decoded JSON answer."""
+        async with asyncio.timeout(timeout):
+            return await self._json("GET", url, b"", timeout)
 
     async def post_events(
         self, url: str, payload: dict[str, Any], connect_timeout: float
     ) -> AsyncGenerator[bytes, None]:
         """POST ``payload`` and yield the raw SSE events of the answer as they arrive."""
-        with wire_errors(self.label):
-            async with self.session.post(
-                url,
-                data=orjson.dumps(payload),
-                headers=self.headers,
-                timeout=self._timeout(connect_timeout),
-            ) as resp:
-                await self._check(resp)
-                ctype = resp.headers.get("Content-Type", "")
-                if not ctype.startswith("text/event-stream"):
-                    raise ProviderError(
-                        Failure.MALFORMED,
-                        f"{self.vendor} did not stream ({ctype or 'no type'}, {self.label})",
-                    )
-                async for event in sse_events(resp.content.iter_any()):
-                    yield event
+        resp = await self._send("POST", url, orjson.dumps(payload), connect_timeout)
+        try:
+            ctype = resp.headers.get("content-type", "")
+            if not ctype.startswith("text/event-stream"):
+                raise ProviderError(
+                    Failure.MALFORMED,
+                    f"{self.vendor} did not stream ({ctype or 'no type'}, {self.label})",
+                )
+            async for event in sse_events(resp.chunks()):
+                yield event
+        finally:
+            resp.release()
