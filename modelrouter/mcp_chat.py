@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from modelrouter.api.common import new_request_id
-from modelrouter.dispatch import Attempt
+from modelrouter.attempts import Attempt
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.mcp_models import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
 from modelrouter.runtime import Runtime

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelrouter.api.health import health_report
-from modelrouter.dispatch import Attempt
+from modelrouter.attempts import Attempt
 from modelrouter.runtime import Runtime
 
 

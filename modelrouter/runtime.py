@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from modelrouter.attempts import Attempt
 from modelrouter.config import LoadedConfig
-from modelrouter.dispatch import Attempt, Dispatcher, Outcome
+from modelrouter.dispatch import Dispatcher, Outcome
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog

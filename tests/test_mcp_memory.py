@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
-from modelrouter.dispatch import Attempt
+from modelrouter.attempts import Attempt
 from modelrouter.logs import AccessLog
 from modelrouter.mcp_chat import ProgressReporter, run_chat
 from modelrouter.mcp_server import build_mcp_server

@@ -1,0 +1,103 @@
+"""The attempt trail, and the errors built from it when a request cannot be served.
+
+Every try of every model becomes an :class:`Attempt`; a request that no candidate
+served ends in a :class:`RouterError` carrying the whole trail (and the ranking notes
+that say why some models went last), so a client can see what happened without the
+router's logs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from modelrouter.errors import RouterError
+from modelrouter.registry import ModelEntry, Plan
+from providers.base import Failure, ProviderError
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one model, as shown in the trail (no secrets in ``error``)."""
+
+    model: str
+    provider: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+    outcome: str
+    """``"ok"``, a :class:`Failure` value, or ``"skipped"``."""
+    retry_after: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used in error bodies, logs and MCP results."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 2),
+            "outcome": self.outcome,
+        }
+
+
+def skipped_attempts(plan: Plan) -> list[Attempt]:
+    return [
+        Attempt(e.name, e.provider.name, None, reason, 0.0, "skipped") for e, reason in plan.skipped
+    ]
+
+
+def client_error(err: ProviderError, entry: ModelEntry, attempts: list[Attempt]) -> RouterError:
+    """The upstream blamed the request: hand its answer back as it gave it."""
+    body = err.body if err.body and err.body.lstrip().startswith(b"{") else None
+    return RouterError(
+        err.status or 400,
+        err.message,
+        type="invalid_request_error",
+        raw_body=body,
+        extra={"attempts": [a.as_dict() for a in attempts]},
+        headers={"x-modelrouter-model": entry.name, "x-modelrouter-attempts": str(len(attempts))},
+    )
+
+
+def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> RouterError:
+    """The error for a request that no candidate served."""
+    extra: dict[str, Any] = {"attempts": [a.as_dict() for a in attempts]}
+    if plan.notes:
+        # Why some models were ranked last (breaker open until ..., cooling down ...).
+        extra["ranking"] = dict(plan.notes)
+    tried = [a for a in attempts if a.outcome != "skipped"]
+    if not tried:
+        why = "; ".join(f"{a.model}: {a.error}" for a in attempts) or "no models"
+        return RouterError(
+            503,
+            f"No model of {plan.route!r} could be tried ({why}).",
+            type="server_error",
+            code="no_available_model",
+            extra=extra,
+        )
+    if all(a.outcome == Failure.RATE_LIMIT.value for a in tried):
+        waits = [a.retry_after for a in tried if a.retry_after is not None]
+        return RouterError(
+            429,
+            f"Every model of {plan.route!r} is rate limited; retry later.",
+            type="rate_limit_error",
+            code="rate_limited",
+            extra=extra,
+            headers=retry_after_header(min(waits) if waits else 1.0),
+        )
+    last = tried[-1]
+    why = "request deadline reached" if deadline_hit else f"last error: {last.error}"
+    return RouterError(
+        502,
+        f"All models of {plan.route!r} failed after {len(tried)} attempts ({why}).",
+        type="upstream_error",
+        code="all_models_failed",
+        extra=extra,
+    )
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    """A ``Retry-After`` header in whole seconds, rounded up."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
