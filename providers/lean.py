@@ -67,8 +67,19 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if not self.done:
-            self._fail(ProviderError(Failure.CONNECT, "connection closed by upstream"))
+        if self.done:
+            return
+        if exc is None and self.head.done() and self._until_close():
+            # An HTTP/1.0-style body that ends when the connection does: complete.
+            self.done = True
+            self._wake()
+            return
+        self._fail(ProviderError(Failure.CONNECT, "connection closed by upstream"))
+
+    def _until_close(self) -> bool:
+        """Whether the body has neither a length nor chunked framing."""
+        h = self.headers
+        return "content-length" not in h and "chunked" not in h.get("transfer-encoding", "")
 
     # httptools callbacks
 

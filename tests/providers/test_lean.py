@@ -197,3 +197,12 @@ async def test_https_with_certificate_verification(self_signed: tuple[Path, Path
             await get(Origin(f"https://127.0.0.1:{port}", "t"))
         assert info.value.failure is Failure.CONNECT
         assert "SSLCertVerificationError" in info.value.message
+
+
+async def test_body_delimited_by_connection_close_is_complete() -> None:
+    answer = b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok": true}'
+    async with raw_server([answer], close_after=True) as st:
+        origin = Origin(f"http://127.0.0.1:{st['port']}", "t")
+        assert await get(origin) == (200, b'{"ok": true}')
+        assert origin.idle == []  # a closed connection is never reused
+        origin.close()
