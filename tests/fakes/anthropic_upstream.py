@@ -17,10 +17,9 @@ plus :class:`ToolUse` and :class:`Refusal`::
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -120,18 +119,11 @@ class FakeAnthropic(FakeUpstream):
         """The API root, as in the SDK's ``ANTHROPIC_BASE_URL`` (no ``/v1``)."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> Self:
-        """Start serving; after a ``stop()`` this rebinds the same port."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The Messages API and the model endpoint."""
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._closing = asyncio.Event()
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self.port, self._runner = runner.addresses[0][1], runner
-        return self
 
     def _error(self, code: int, message: str) -> web.Response:
         return self._json(error_body(code, message), code)

@@ -15,11 +15,10 @@ Behaviours are scripted as with :class:`tests.fakes.upstream.FakeUpstream` (``ok
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -131,18 +130,11 @@ class FakeGemini(FakeUpstream):
         """``http://127.0.0.1:PORT/v1beta``."""
         return f"http://127.0.0.1:{self.port}/v1beta"
 
-    async def start(self) -> Self:
-        """Start serving; after a ``stop()`` this rebinds the same port."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The generate and model endpoints."""
         app.router.add_post("/v1beta/models/{call}", self._generate)
         app.router.add_get("/v1beta/models/{model}", self._model)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._closing = asyncio.Event()
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self.port, self._runner = runner.addresses[0][1], runner
-        return self
 
     def _error(self, code: int, message: str) -> web.Response:
         return self._json(error_body(code, message), code)

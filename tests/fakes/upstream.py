@@ -214,12 +214,16 @@ class FakeUpstream:
         self._queue.clear()
         self.calls = 0
 
-    async def start(self) -> Self:
-        """Start serving; after a ``stop()`` this rebinds the same port."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """Register the endpoints; vendor fakes override this with their own API."""
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+    async def start(self) -> Self:
+        """Start serving; after a ``stop()`` this rebinds the same port."""
+        app = web.Application()
+        self.routes(app)
         self._closing = asyncio.Event()
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()

@@ -8,10 +8,9 @@ Both can also answer with tool calls (:class:`ToolCalls`).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -28,14 +27,6 @@ class ToolCalls:
 
 class _WithTools(FakeUpstream):
     """FakeUpstream whose script may also hold :class:`ToolCalls`."""
-
-    async def _serve(self, app: web.Application) -> Self:
-        self._closing = asyncio.Event()
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self.port, self._runner = runner.addresses[0][1], runner
-        return self
 
     async def _chat_or_tools(self, request: web.Request) -> web.StreamResponse:
         if not (self._queue and isinstance(self._queue[0], ToolCalls)):
@@ -94,13 +85,11 @@ class FakeAzure(_WithTools):
         """The resource endpoint (no path), as Azure shows it."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> Self:
-        """Serve deployments' chat completions and the resource's model list."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """Deployments' chat completions and the resource's model list."""
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._deployment)
         app.router.add_get("/openai/models", self._model_list)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        return await self._serve(app)
 
     def _denied(self, request: web.Request) -> web.Response | None:
         if "api-version" not in request.query:
@@ -140,13 +129,11 @@ class FakeOllama(_WithTools):
         """``http://127.0.0.1:PORT`` (Ollama's own API is at the root, OpenAI's at /v1)."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> Self:
-        """Serve ``/v1/chat/completions`` and ``/api/tags``."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """``/v1/chat/completions`` and ``/api/tags``."""
         app.router.add_post("/v1/chat/completions", self._pulled_chat)
         app.router.add_get("/api/tags", self._tags)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        return await self._serve(app)
 
     def _is_pulled(self, model: str) -> bool:
         return model in self.models or f"{model}:latest" in self.models
