@@ -21,6 +21,7 @@ from modelrouter.retry import classify_status
 from providers.base import Failure
 from providers.openai_shapes import (
     client_error,
+    function_tools,
     image_of,
     json_schema_format,
     max_tokens_of,
@@ -155,10 +156,7 @@ def _messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
 
 def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     tools: list[dict[str, Any]] = []
-    for tool in body.get("tools") or ():
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type") != "function" or not isinstance(fn, dict):
-            raise client_error("only function tools are supported by Anthropic.")
+    for fn in function_tools(body, "Anthropic"):
         schema = fn.get("parameters") or {"type": "object", "properties": {}}
         out: dict[str, Any] = {"name": fn.get("name"), "input_schema": schema}
         if fn.get("description"):

@@ -22,6 +22,7 @@ from modelrouter.retry import classify_status
 from providers.base import Failure
 from providers.openai_shapes import (
     client_error,
+    function_tools,
     image_of,
     json_schema_format,
     max_tokens_of,
@@ -174,10 +175,7 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
 
 def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     decls: list[dict[str, Any]] = []
-    for tool in body.get("tools") or ():
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type") != "function" or not isinstance(fn, dict):
-            raise client_error("only function tools are supported by Gemini.")
+    for fn in function_tools(body, "Gemini"):
         decl: dict[str, Any] = {"name": fn.get("name")}
         if fn.get("description"):
             decl["description"] = fn["description"]

@@ -80,6 +80,17 @@ def stop_list(body: dict[str, Any]) -> list[str]:
     raise client_error("'stop' must be a string or an array of strings.")
 
 
+def function_tools(body: dict[str, Any], vendor: str) -> list[dict[str, Any]]:
+    """The ``function`` objects of the request's tools; any other kind is a client error."""
+    functions: list[dict[str, Any]] = []
+    for tool in body.get("tools") or ():
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise client_error(f"only function tools are supported by {vendor}.")
+        functions.append(fn)
+    return functions
+
+
 def tool_arguments(call: dict[str, Any]) -> dict[str, Any]:
     """The decoded ``function.arguments`` of an assistant tool call (an object)."""
     raw = (call.get("function") or {}).get("arguments") or "{}"

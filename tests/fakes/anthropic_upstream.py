@@ -33,7 +33,6 @@ from tests.fakes.upstream import (
     FakeUpstream,
     Hang,
     Ok,
-    RecordedRequest,
     Status,
     StreamError,
 )
@@ -129,13 +128,8 @@ class FakeAnthropic(FakeUpstream):
         return self._json(error_body(code, message), code)
 
     async def _admit(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        raw = await request.read()
-        try:
-            data = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            data = None
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(RecordedRequest(request.method, request.path, headers, data, raw))
+        rec = await self.capture(request)
+        data, headers = rec.json, rec.headers
         # The API takes the key as x-api-key (what the adapter sends) or as a bearer
         # token (what the anthropic SDK 2.x sends).
         bearer = headers.get("authorization", "")

@@ -32,7 +32,6 @@ from tests.fakes.upstream import (
     FakeUpstream,
     Hang,
     Ok,
-    RecordedRequest,
     Status,
     StreamError,
 )
@@ -140,13 +139,8 @@ class FakeGemini(FakeUpstream):
         return self._json(error_body(code, message), code)
 
     async def _admit(self, request: web.Request) -> tuple[Any, web.Response | None]:
-        raw = await request.read()
-        try:
-            data = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            data = None
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(RecordedRequest(request.method, request.path, headers, data, raw))
+        rec = await self.capture(request)
+        data, headers = rec.json, rec.headers
         key = headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             msg = (

@@ -282,14 +282,20 @@ class FakeUpstream:
         resp.headers.update({"x-fake-upstream": self.name, **(headers or {})})
         return resp
 
-    async def _record(self, request: web.Request) -> web.Response | None:
+    async def capture(self, request: web.Request) -> RecordedRequest:
+        """Read, decode (JSON if it is) and record a request; vendor fakes share this."""
         body = await request.read()
         try:
             data = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             data = None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(RecordedRequest(request.method, request.path, headers, data, body))
+        rec = RecordedRequest(request.method, request.path, headers, data, body)
+        self.requests.append(rec)
+        return rec
+
+    async def _record(self, request: web.Request) -> web.Response | None:
+        headers = (await self.capture(request)).headers
         if self.require_key and headers.get("authorization") != f"Bearer {self.require_key}":
             msg = "Incorrect API key provided"
             return self._json(error_body(msg, code="invalid_api_key"), 401)
