@@ -23,6 +23,7 @@ from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.errors import RouterError
 from modelrouter.mcp_server import build_mcp_server, mcp_http_app
+from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
 
 CHAT_PATH = "/v1/chat/completions"
@@ -66,6 +67,7 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> Route
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_malloc()
         await rt.start(probes=probes)
         # Everything built so far lives until shutdown: move it out of the collector's
         # way. Full collections over these objects caused the p99 spikes under load.

@@ -27,7 +27,7 @@ from modelrouter.health import HealthTracker
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import SAME_MODEL_RETRYABLE, backoff
 from modelrouter.settings import RouterSettings
-from providers.base import ChatRequest, Completion, Failure, ProviderError
+from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
 
 T = TypeVar("T")
 
@@ -172,6 +172,10 @@ class Dispatcher:
             except TimeoutError:
                 what = "first token" if stream else "answer"
                 err = ProviderError(Failure.TIMEOUT, f"no {what} within {limit:.3g}s")
+            except InvalidBody as exc:
+                # An adapter decoded the whole body for the first time and it failed
+                # (e.g. a string that is not UTF-8): the client's fault, not the model's.
+                err = ProviderError(Failure.CLIENT, str(exc), status=400)
             except Exception as exc:
                 err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
             else:

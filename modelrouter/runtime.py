@@ -21,7 +21,7 @@ from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog
 from modelrouter.probes import ProbeLoop
 from modelrouter.registry import Plan, Registry
-from providers.base import ChatRequest
+from providers.base import ChatRequest, InvalidBody
 
 
 class Runtime:
@@ -71,16 +71,29 @@ class Runtime:
         self.log.stop()
 
     def prepare(
-        self, body: dict[str, Any], header_models: str | None = None
+        self, body: dict[str, Any] | bytes, header_models: str | None = None
     ) -> tuple[ChatRequest, Plan]:
-        """Validate a chat body and rank the models that may serve it."""
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
+        """Validate a chat body and rank the models that may serve it.
+
+        ``body`` is a decoded object (MCP, prompts) or the JSON bytes of an HTTP
+        request, whose members are decoded only as far as routing needs them.
+        """
+        try:
+            if isinstance(body, bytes):
+                request = ChatRequest.from_json(body)
+            else:
+                request = ChatRequest.from_body(body)
+            return self._prepare(request, header_models)
+        except InvalidBody as err:
+            raise bad_request(str(err)) from None
+
+    def _prepare(self, request: ChatRequest, header_models: str | None) -> tuple[ChatRequest, Plan]:
+        if not request.is_nonempty_array("messages"):
             raise bad_request("'messages' is required and must be a non-empty array.", "messages")
-        model = body.get("model")
+        model = request.get("model")
         if model is not None and not isinstance(model, str):
             raise bad_request("'model' must be a string.", "model")
-        extra = body.get("models")
+        extra = request.get("models")
         if extra is None and header_models:
             extra = [m.strip() for m in header_models.split(",") if m.strip()]
         registry = self.registry
@@ -91,7 +104,8 @@ class Runtime:
                 raise bad_request("'models' must be an array of model or route names.", "models")
             names = registry.resolve_list(([model] if model else []) + extra)
             label = ",".join(names)
-        request = ChatRequest.from_body(body)
+        if self.log_bodies:
+            request.body  # noqa: B018 - decode now: a body that cannot be logged is a 400
         return request, registry.plan(label, names, request)
 
     def log_request(

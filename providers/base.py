@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import msgspec
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 
@@ -66,27 +68,133 @@ class ProviderError(Exception):
         self.body = body
 
 
-@dataclass(slots=True)
-class ChatRequest:
-    """One client request, parsed once and shared by every attempt.
+class InvalidBody(ValueError):
+    """The client's body is not the JSON object a chat request must be (a 400)."""
 
-    ``body`` is the client's JSON object as received: providers must not mutate it
-    (each attempt copies what it changes), and OpenAI-compatible providers pass every
-    field through untouched except ``model``.
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_WHITESPACE = b" \t\r\n"
+_KEYS = {k: orjson.dumps(k) for k in ("messages", "stream", "stream_options", "temperature")}
+_ROUTER_FIELDS = frozenset(("model", "models"))
+"""Members the router consumes; never forwarded as the client sent them."""
+
+
+class ChatRequest:
+    """One client request, shared by every attempt; providers must not mutate it.
+
+    Built from a decoded object (:meth:`from_body`: MCP, prompts) or from the JSON
+    bytes of an HTTP request (:meth:`from_json`). From bytes, the object is split into
+    its top-level members and their values stay undecoded: the router decodes only
+    the few small members it routes on (:meth:`get`), and OpenAI-compatible upstreams
+    get every other member's bytes as the client sent them (:meth:`json_with_model`).
+    A 100k-token prompt is then scanned once and never turned into Python objects or
+    encoded again. :attr:`body` decodes the whole object on first use, for adapters
+    that translate it, capability checks and body logging.
     """
 
-    body: dict[str, Any]
-    stream: bool = False
+    __slots__ = ("_body", "_members", "_source", "stream")
+
+    def __init__(
+        self,
+        body: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        members: dict[str, msgspec.Raw] | None = None,
+        source: bytes = b"",
+    ) -> None:
+        self._body = body
+        self._members = members
+        self._source = source
+        self.stream = stream
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ChatRequest:
         """Build a request from a decoded JSON body (already checked to be an object)."""
-        return cls(body=body, stream=bool(body.get("stream")))
+        return cls(body, stream=bool(body.get("stream")))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ChatRequest:
+        """Split a JSON object into its members; raise :class:`InvalidBody` if it is not one.
+
+        The whole text is checked to be well-formed JSON here; only the strings inside
+        member values are not yet checked to be valid UTF-8 (:attr:`body` does that).
+        Of a member given twice, the last one counts, as with every JSON decoder here.
+        """
+        if not raw.strip():
+            raise InvalidBody("Request body is empty; expected a JSON object.")
+        try:
+            members = _MEMBERS.decode(raw)
+        except msgspec.ValidationError:
+            raise InvalidBody("Request body must be a JSON object.") from None
+        except msgspec.DecodeError as err:
+            raise InvalidBody(f"Request body is not valid JSON: {err}") from None
+        request = cls(members=members, source=raw)
+        request.stream = bool(request.get("stream"))
+        return request
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The whole JSON object, decoded on first use (:class:`InvalidBody` if it cannot be)."""
+        if self._body is None:
+            try:
+                body: dict[str, Any] = orjson.loads(self._source)
+            except orjson.JSONDecodeError as err:
+                raise InvalidBody(f"Request body is not valid JSON: {err}") from None
+            self._body = body
+            return body
+        return self._body
+
+    def get(self, key: str) -> Any:
+        """One top-level member, decoded (``None`` when absent)."""
+        if self._members is None or self._body is not None:
+            return self.body.get(key)
+        value = self._members.get(key)
+        if value is None:
+            return None
+        try:
+            return orjson.loads(memoryview(value))
+        except orjson.JSONDecodeError as err:
+            raise InvalidBody(f"Request body is not valid JSON: {key!r}: {err}") from None
+
+    def is_nonempty_array(self, key: str) -> bool:
+        """Whether member ``key`` is an array with at least one element (without decoding it)."""
+        if self._members is None:
+            value = self.body.get(key)
+            return isinstance(value, list) and bool(value)
+        raw = self._members.get(key)
+        if raw is None:
+            return False
+        view = memoryview(raw)
+        if view[0] != 0x5B:  # "["
+            return False
+        i = 1
+        while view[i] in _WHITESPACE:
+            i += 1
+        return view[i] != 0x5D  # "]"
+
+    def json_with_model(self, model: str) -> list[bytes | memoryview]:
+        """The client's object for an upstream: ``model`` set, the router's fields removed.
+
+        From bytes, the result is pieces that point into the client's body (a writer
+        sends them without joining); otherwise one encoded ``bytes``.
+        """
+        members = self._members
+        if members is None:
+            body = {k: v for k, v in self.body.items() if k not in _ROUTER_FIELDS}
+            return [orjson.dumps({"model": model, **body})]
+        parts: list[bytes | memoryview] = [b'{"model":' + orjson.dumps(model)]
+        for key, value in members.items():
+            if key in _ROUTER_FIELDS:
+                continue
+            parts.append(b"," + (_KEYS.get(key) or orjson.dumps(key)) + b":")
+            parts.append(memoryview(value))
+        parts.append(b"}")
+        return parts
 
     @property
     def include_usage(self) -> bool:
         """Whether the client asked for a usage chunk at the end of a stream."""
-        opts = self.body.get("stream_options")
+        opts = self.get("stream_options")
         return isinstance(opts, dict) and bool(opts.get("include_usage"))
 
 

@@ -2,8 +2,9 @@
 
 Passthrough: the client's JSON is forwarded with only ``model`` rewritten (and the
 router's own ``models`` field removed), so fields this router has never heard of —
-``tools``, ``response_format``, ``logprobs``, ``seed`` — reach the upstream as sent.
-Answers come back as the upstream's bytes.
+``tools``, ``response_format``, ``logprobs``, ``seed`` — reach the upstream as sent,
+byte for byte (see :meth:`ChatRequest.json_with_model`). Answers come back as the
+upstream's bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.http import MAX_ERROR_BODY, auth_headers, endpoint_label, sse_events, status_error
-from providers.lean import Origin, Response
+from providers.lean import Body, Origin, Response
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -27,14 +28,6 @@ class OpenAIOptions(ProviderOptions):
     """``[providers.NAME]`` with ``kind = "openai"``."""
 
     base_url: str | None = "https://api.openai.com/v1"
-
-
-def upstream_body(request: ChatRequest, upstream_model: str) -> bytes:
-    """The client's body with ``model`` set to the upstream id and router fields removed."""
-    body = request.body.copy()
-    body["model"] = upstream_model
-    body.pop("models", None)
-    return orjson.dumps(body)
 
 
 def parse_completion(raw: bytes, label: str) -> Completion:
@@ -86,7 +79,7 @@ class OpenAIProvider:
         """The free list call used by ``probe = "models"``."""
         return self.prefix + "/models"
 
-    async def _send(self, method: str, path: str, body: bytes, connect: float) -> Response:
+    async def _send(self, method: str, path: str, body: Body, connect: float) -> Response:
         """Send a request; raise the classified error of a non-2xx answer."""
         resp = await self.origin.request(method, path, self._header_lines, body, connect)
         if resp.status >= 400:
@@ -97,7 +90,7 @@ class OpenAIProvider:
             raise status_error(resp.status, resp.headers, raw, self.label, self.classify)
         return resp
 
-    async def _read(self, method: str, path: str, body: bytes, connect: float) -> bytes:
+    async def _read(self, method: str, path: str, body: Body, connect: float) -> bytes:
         resp = await self._send(method, path, body, connect)
         try:
             return await resp.read()
@@ -108,7 +101,7 @@ class OpenAIProvider:
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> Completion:
         """POST the body upstream and return its answer untouched."""
-        data = upstream_body(request, target.upstream_model)
+        data = request.json_with_model(target.upstream_model)
         raw = await self._read("POST", self._path(target), data, connect_timeout)
         return parse_completion(raw, self.label)
 
@@ -116,7 +109,7 @@ class OpenAIProvider:
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> AsyncIterator[bytes]:
         """Forward the upstream's SSE events one by one until ``data: [DONE]``."""
-        data = upstream_body(request, target.upstream_model)
+        data = request.json_with_model(target.upstream_model)
         resp = await self._send("POST", self._path(target), data, connect_timeout)
         try:
             ctype = resp.headers.get("content-type", "")

@@ -12,7 +12,6 @@ from modelrouter.api.common import (
     Handler,
     check_key,
     error_response,
-    parse_json_object,
     read_body,
     request_id,
 )
@@ -86,7 +85,7 @@ def chat_handler(rt: Runtime) -> Handler:
         started = rt.dispatcher.now()
         try:
             check_key(http, keys)
-            body = parse_json_object(await read_body(http, limit, limit_mb))
+            body = await read_body(http, limit, limit_mb)
             request, plan = rt.prepare(body, http.headers.get("x-modelrouter-models"))
         except RouterError as err:
             return error_response(err, rid)
