@@ -4,8 +4,9 @@ A 100k-token prompt is a ~400 KB body, and it stays alive for the whole request
 (the upstream is sent pieces of it). With glibc's defaults, blocks that size sit
 at the top of the heap or in their own mappings and are handed back to the system
 when freed, so the next request takes ~170 page faults to get the memory again.
-Measured with ``python -m bench`` at 100k tokens: 166 minor faults and p50 0.85 ms
-per request with the defaults, 0.2 faults and 0.68 ms with the settings below.
+Measured with the benchmark's 100k-token body (nginx upstream, one connection, minor
+faults read from /proc): 166 faults and p50 0.85 ms per request with the defaults,
+0.2 faults and 0.68 ms with the settings below.
 
 The settings keep freed memory for reuse: blocks below :data:`MMAP_THRESHOLD` come
 from the heap, and up to :data:`TRIM_THRESHOLD` of free memory at its top is kept
