@@ -17,7 +17,6 @@ when the user tunes malloc through the environment.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 MMAP_THRESHOLD = 16 << 20
@@ -30,7 +29,6 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 _USER_SETTINGS = (
-    "GLIBC_TUNABLES",
     "MALLOC_TOP_PAD_",
     "MALLOC_TRIM_THRESHOLD_",
     "MALLOC_MMAP_THRESHOLD_",
@@ -46,11 +44,10 @@ def tune_malloc() -> bool:
     """
     if any(name in os.environ for name in _USER_SETTINGS):
         return False
-    path = ctypes.util.find_library("c")
-    if path is None:
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
-        libc = ctypes.CDLL(path)
+        libc = ctypes.CDLL(None)  # this process's own symbols, its C library's included
         libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
         mallopt = libc.mallopt
     except (OSError, AttributeError):

@@ -76,7 +76,17 @@ _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _WHITESPACE = b" \t\r\n"
 _KEYS = {k: orjson.dumps(k) for k in ("messages", "stream", "stream_options", "temperature")}
 _ROUTER_FIELDS = frozenset(("model", "models"))
-"""Members the router consumes; never forwarded as the client sent them."""
+"""Members the router consumes (in any letter case); never forwarded as the client sent them."""
+
+
+def _forwarded(key: str) -> bool:
+    # Some decoders match member names ignoring case (Go's encoding/json, used by
+    # Ollama): a client's "MODEL" must not reach them next to the routed "model".
+    return key.casefold() not in _ROUTER_FIELDS
+
+
+def _usage_asked(opts: Any) -> bool:
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))
 
 
 class ChatRequest:
@@ -92,25 +102,32 @@ class ChatRequest:
     that translate it, capability checks and body logging.
     """
 
-    __slots__ = ("_body", "_members", "_source", "stream")
+    __slots__ = ("_body", "_members", "_source", "include_usage", "stream")
 
     def __init__(
         self,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | None,
         *,
-        stream: bool = False,
         members: dict[str, msgspec.Raw] | None = None,
         source: bytes = b"",
     ) -> None:
+        if body is None and members is None:
+            raise TypeError("ChatRequest needs a decoded body or the members of one")
         self._body = body
         self._members = members
         self._source = source
-        self.stream = stream
+        self.stream = bool(self.get("stream"))
+        self.include_usage = _usage_asked(self.get("stream_options"))
+        """Whether the client asked for a usage chunk at the end of a stream."""
+
+    def __repr__(self) -> str:
+        keys = list(self._members if self._members is not None else self.body)
+        return f"ChatRequest(stream={self.stream}, members={keys})"
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ChatRequest:
         """Build a request from a decoded JSON body (already checked to be an object)."""
-        return cls(body, stream=bool(body.get("stream")))
+        return cls(body)
 
     @classmethod
     def from_json(cls, raw: bytes) -> ChatRequest:
@@ -119,8 +136,9 @@ class ChatRequest:
         The whole text is checked to be well-formed JSON here; only the strings inside
         member values are not yet checked to be valid UTF-8 (:attr:`body` does that).
         Of a member given twice, the last one counts, as with every JSON decoder here.
+        ``stream`` and ``stream_options`` are decoded here, so a bad one fails here.
         """
-        if not raw.strip():
+        if not raw or raw.isspace():
             raise InvalidBody("Request body is empty; expected a JSON object.")
         try:
             members = _MEMBERS.decode(raw)
@@ -128,20 +146,18 @@ class ChatRequest:
             raise InvalidBody("Request body must be a JSON object.") from None
         except msgspec.DecodeError as err:
             raise InvalidBody(f"Request body is not valid JSON: {err}") from None
-        request = cls(members=members, source=raw)
-        request.stream = bool(request.get("stream"))
-        return request
+        except UnicodeDecodeError:
+            # A member name that is not UTF-8: orjson's message says where.
+            return cls(_decode_object(raw))
+        except RecursionError:
+            raise InvalidBody("Request body is nested too deeply.") from None
+        return cls(None, members=members, source=raw)
 
     @property
     def body(self) -> dict[str, Any]:
         """The whole JSON object, decoded on first use (:class:`InvalidBody` if it cannot be)."""
         if self._body is None:
-            try:
-                body: dict[str, Any] = orjson.loads(self._source)
-            except orjson.JSONDecodeError as err:
-                raise InvalidBody(f"Request body is not valid JSON: {err}") from None
-            self._body = body
-            return body
+            self._body = _decode_object(self._source)
         return self._body
 
     def get(self, key: str) -> Any:
@@ -175,27 +191,33 @@ class ChatRequest:
     def json_with_model(self, model: str) -> list[bytes | memoryview]:
         """The client's object for an upstream: ``model`` set, the router's fields removed.
 
+        ``model`` goes last, where decoders that let a later member win will find it.
         From bytes, the result is pieces that point into the client's body (a writer
         sends them without joining); otherwise one encoded ``bytes``.
         """
         members = self._members
         if members is None:
-            body = {k: v for k, v in self.body.items() if k not in _ROUTER_FIELDS}
-            return [orjson.dumps({"model": model, **body})]
-        parts: list[bytes | memoryview] = [b'{"model":' + orjson.dumps(model)]
+            body = {k: v for k, v in self.body.items() if _forwarded(k)}
+            body["model"] = model
+            return [orjson.dumps(body)]
+        parts: list[bytes | memoryview] = [b"{"]
         for key, value in members.items():
-            if key in _ROUTER_FIELDS:
-                continue
-            parts.append(b"," + (_KEYS.get(key) or orjson.dumps(key)) + b":")
-            parts.append(memoryview(value))
-        parts.append(b"}")
+            if _forwarded(key):
+                parts.append((_KEYS.get(key) or orjson.dumps(key)) + b":")
+                parts.append(memoryview(value))
+                parts.append(b",")
+        parts.append(b'"model":' + orjson.dumps(model) + b"}")
         return parts
 
-    @property
-    def include_usage(self) -> bool:
-        """Whether the client asked for a usage chunk at the end of a stream."""
-        opts = self.get("stream_options")
-        return isinstance(opts, dict) and bool(opts.get("include_usage"))
+
+def _decode_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise InvalidBody(f"Request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise InvalidBody("Request body must be a JSON object.")
+    return body
 
 
 @dataclass(slots=True)

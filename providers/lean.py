@@ -30,7 +30,7 @@ JOIN_BELOW = 64 << 10
 """A request body smaller than this is copied into one write with the head; a larger
 one goes out as its pieces (one vectored write under uvloop, no copy)."""
 
-Body = bytes | Sequence[bytes | memoryview]
+Body = bytes | bytearray | memoryview | Sequence[bytes | memoryview]
 """A request body: bytes, or pieces to be sent one after the other."""
 
 
@@ -233,7 +233,7 @@ class Origin:
         ``headers`` are ready-made ``Name: value\\r\\n`` lines. A reused connection
         that the upstream had closed while idle is replaced once, transparently.
         """
-        pieces = [body] if isinstance(body, bytes) else body
+        pieces = [body] if isinstance(body, bytes | bytearray | memoryview) else body
         size = sum(map(len, pieces))
         head = (
             (

@@ -50,10 +50,10 @@ def test_upstream_body_keeps_member_bytes_and_sets_model() -> None:
     assert b'"temperature":1.50' in out
     assert b'"caf\\u00e9"' in out
     assert pairs(out) == [
-        ("model", "gpt-up"),
         ("messages", [{"role": "user", "content": "café"}]),
         ("temperature", 1.5),
         ("seed", 7),
+        ("model", "gpt-up"),
     ]
 
 
@@ -63,8 +63,21 @@ def test_duplicate_and_escaped_model_members_leave_exactly_one() -> None:
     req = ChatRequest.from_json(raw)
     assert req.get("model") == "d"
     out = joined(req.json_with_model("up"))
-    assert [k for k, _ in pairs(out)] == ["model", "messages"]
+    assert [k for k, _ in pairs(out)] == ["messages", "model"]
     assert orjson.loads(out)["model"] == "up"
+
+
+@pytest.mark.parametrize("form", ["json", "dict"])
+def test_model_in_other_letter_cases_is_not_forwarded(form: str) -> None:
+    # Go's encoding/json (Ollama) matches "MODEL" to the model field.
+    body = {"messages": MSGS, "MODEL": "big", "Models": ["x"], "model": "m", "modelx": 1}
+    raw = orjson.dumps(body)
+    req = ChatRequest.from_json(raw) if form == "json" else ChatRequest.from_body(body)
+    assert pairs(joined(req.json_with_model("up"))) == [
+        ("messages", MSGS),
+        ("modelx", 1),
+        ("model", "up"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -121,8 +134,25 @@ def test_decoded_body_gives_the_same_upstream_object() -> None:
     body = {"messages": MSGS, "model": "a", "models": ["b"], "stream": True}
     req = ChatRequest.from_body(body)
     out = joined(req.json_with_model("up"))
-    assert pairs(out) == [("model", "up"), ("messages", MSGS), ("stream", True)]
+    assert pairs(out) == [("messages", MSGS), ("stream", True), ("model", "up")]
     assert body["model"] == "a"  # not mutated
+
+
+def test_names_that_are_not_utf8_and_deep_nesting_are_400s() -> None:
+    with pytest.raises(InvalidBody, match="not valid JSON"):
+        ChatRequest.from_json(b'{"\xff": 1, "messages": [1]}')
+    for depth in (1000, 5000):
+        with pytest.raises(InvalidBody, match="nested too deeply"):
+            ChatRequest.from_json(b'{"x": ' + b"[" * depth + b"]" * depth + b"}")
+    deep = b'{"messages": [1], "x": ' + b"[" * 500 + b"]" * 500 + b"}"
+    assert b"[" * 500 in joined(ChatRequest.from_json(deep).json_with_model("up"))
+
+
+@pytest.mark.parametrize("bad", [b'"\xff"', b"1e400"])
+def test_stream_options_are_decoded_up_front(bad: bytes) -> None:
+    raw = b'{"messages":[1],"stream":true,"stream_options":{"include_usage":true,"x":' + bad
+    with pytest.raises(InvalidBody, match="'stream_options'"):
+        ChatRequest.from_json(raw + b"}}")
 
 
 def test_include_usage_from_either_form() -> None:

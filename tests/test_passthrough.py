@@ -76,10 +76,10 @@ def test_members_reach_the_upstream_as_sent(
     assert b'"content": "' + text.encode() + b'"' in got
     assert b'"temperature":1.50' in got
     assert members(got) == [
-        ("model", "upstream-id"),
         ("messages", json.loads(raw)["messages"]),
         ("temperature", 1.5),
         ("stream", stream),
+        ("model", "upstream-id"),
     ]
 
 
@@ -87,7 +87,7 @@ def test_a_repeated_model_member_is_sent_once(router: RunningRouter, up: FakeUps
     raw = b'{"model":"nope","messages":[{"role":"user","content":"hi"}],"mod\\u0065l":"default"}'
     resp = post(router, raw)
     assert resp.status_code == 200, resp.text  # routed on the last "model": default
-    assert [k for k, _ in members(up.requests[-1].body)] == ["model", "messages"]
+    assert [k for k, _ in members(up.requests[-1].body)] == ["messages", "model"]
     assert up.requests[-1].json["model"] == "upstream-id"
 
 
@@ -110,6 +110,23 @@ def test_text_that_is_not_utf8_is_a_400_for_adapters_and_costs_no_health(
     assert b"\xff\xfe" in up.requests[-1].body
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"\xff": 1, "model": "default", "messages": [{"role": "user", "content": "hi"}]}',
+        b'{"model": "default", "messages": [{"role": "user", "content": "hi"}], "stream": true,'
+        b' "stream_options": {"include_usage": true, "x": 1e400}}',
+    ],
+)
+def test_bodies_rejected_before_any_upstream_call(
+    router: RunningRouter, up: FakeUpstream, raw: bytes
+) -> None:
+    resp = post(router, raw)
+    assert resp.status_code == 400
+    assert "not valid JSON" in resp.json()["error"]["message"]
+    assert up.calls == 0
+
+
 def test_body_logging_decodes_up_front(up: FakeUpstream) -> None:
     with run_router(config(up, log_bodies=True)) as r:
         resp = post(r, BAD_UTF8.replace(b"MODEL", b"default"))
@@ -122,3 +139,25 @@ def test_body_logging_decodes_up_front(up: FakeUpstream) -> None:
         )
         assert out.choices[0].message.content == "hello from up"
         assert orjson.loads(up.requests[-1].body)["model"] == "upstream-id"
+
+
+def test_a_body_an_adapter_cannot_encode_is_the_clients_400() -> None:
+    # Nesting past orjson's 254 encoding levels, in a tool schema for Anthropic.
+    cfg = router_config(
+        providers={"an": {"kind": "anthropic", "base_url": "http://127.0.0.1:9", "api_key": "k"}},
+        models={"a": {"provider": "an", "model": "claude"}},
+        routes={"default": {"models": ["a"]}},
+    )
+    schema = b"{}"
+    for _ in range(300):
+        schema = b'{"type":"object","properties":{"x":' + schema + b"}}"
+    raw = (
+        b'{"model":"default","messages":[{"role":"user","content":"hi"}],'
+        b'"tools":[{"type":"function","function":{"name":"f","parameters":' + schema + b"}}]}"
+    )
+    with run_router(cfg) as r:
+        resp = post(r, raw)
+        assert resp.status_code == 400
+        assert "cannot be encoded for 'an'" in resp.json()["error"]["message"]
+        health = httpx2.get(r.url + "/health", timeout=5).json()["models"]["a"]
+        assert health["consecutive_failures"] == 0
