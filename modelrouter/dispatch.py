@@ -176,11 +176,6 @@ class Dispatcher:
                 # An adapter decoded the whole body for the first time and it failed
                 # (e.g. a string that is not UTF-8): the client's fault, not the model's.
                 err = ProviderError(Failure.CLIENT, str(exc), status=400)
-            except orjson.JSONEncodeError as exc:
-                # What an adapter builds from the client's body cannot be encoded
-                # (nesting past orjson's 254 levels): the client's too.
-                msg = f"Request body cannot be encoded for {entry.provider.name!r}: {exc}"
-                err = ProviderError(Failure.CLIENT, msg, status=400)
             except Exception as exc:
                 err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
             else:

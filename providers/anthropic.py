@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import orjson
 from pydantic import Field
 
 from providers.anthropic_reply import AnthropicStream, from_anthropic
 from providers.anthropic_wire import classify, to_anthropic
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.native import EnvKeyOptions, NativeProvider
-from providers.openai_shapes import malformed, parse_sse
 
 
 class AnthropicOptions(EnvKeyOptions):
@@ -100,24 +99,14 @@ class AnthropicProvider(NativeProvider):
             created=int(time.time()),
             include_usage=request.include_usage,
         )
-        events = self.post_events(self._messages_url, payload, connect_timeout)
-        try:
+        async with aclosing(
+            self.post_events(self._messages_url, payload, connect_timeout)
+        ) as events:
             async for event in events:
-                _, data = parse_sse(event)
-                if not data:
-                    continue
-                try:
-                    decoded = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise malformed("Anthropic", "stream event is not JSON") from None
-                if not isinstance(decoded, dict):
-                    raise malformed("Anthropic", "stream event is not an object")
-                for out in translator.feed(decoded):
+                for out in translator.feed(event):
                     yield out
                 if translator.done:
                     break
-        finally:
-            await events.aclose()
         for out in translator.finish():
             yield out
 

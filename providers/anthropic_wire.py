@@ -21,12 +21,13 @@ from modelrouter.retry import classify_status
 from providers.base import Failure
 from providers.openai_shapes import (
     client_error,
+    content_parts,
+    function_call,
     function_tools,
     image_of,
     json_schema_format,
     max_tokens_of,
     stop_list,
-    tool_arguments,
 )
 
 ERROR_STATUS = {
@@ -92,20 +93,12 @@ def _part(part: Any) -> dict[str, Any] | None:
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if isinstance(content, list):
-        return [b for b in (_part(p) for p in content) if b is not None]
-    raise client_error("message content must be a string or an array of parts.")
+    return content_parts(content, _part, lambda text: {"type": "text", "text": text})
 
 
 def _tool_use(call: Any) -> dict[str, Any]:
-    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-        raise client_error("tool_calls entries must be function calls.")
-    name = call["function"].get("name")
-    return {"type": "tool_use", "id": call.get("id"), "name": name, "input": tool_arguments(call)}
+    name, args = function_call(call)
+    return {"type": "tool_use", "id": call.get("id"), "name": name, "input": args}
 
 
 def _tool_result(msg: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,8 @@ class InvalidBody(ValueError):
 
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _WHITESPACE = b" \t\r\n"
-_KEYS = {k: orjson.dumps(k) for k in ("messages", "stream", "stream_options", "temperature")}
+_KEYS = {k: orjson.dumps(k) + b":" for k in ("messages", "stream", "stream_options", "temperature")}
+"""Encoded ``"name":`` of the members most bodies have."""
 _ROUTER_FIELDS = frozenset(("model", "models"))
 """Members the router consumes (in any letter case); never forwarded as the client sent them."""
 
@@ -138,8 +139,7 @@ class ChatRequest:
         Of a member given twice, the last one counts, as with every JSON decoder here.
         ``stream`` and ``stream_options`` are decoded here, so a bad one fails here.
         """
-        if not raw or raw.isspace():
-            raise InvalidBody("Request body is empty; expected a JSON object.")
+        _check_not_empty(raw)
         try:
             members = _MEMBERS.decode(raw)
         except msgspec.ValidationError:
@@ -148,7 +148,7 @@ class ChatRequest:
             raise InvalidBody(f"Request body is not valid JSON: {err}") from None
         except UnicodeDecodeError:
             # A member name that is not UTF-8: orjson's message says where.
-            return cls(_decode_object(raw))
+            return cls(decode_object(raw))
         except RecursionError:
             raise InvalidBody("Request body is nested too deeply.") from None
         return cls(None, members=members, source=raw)
@@ -157,7 +157,7 @@ class ChatRequest:
     def body(self) -> dict[str, Any]:
         """The whole JSON object, decoded on first use (:class:`InvalidBody` if it cannot be)."""
         if self._body is None:
-            self._body = _decode_object(self._source)
+            self._body = decode_object(self._source)
         return self._body
 
     def get(self, key: str) -> Any:
@@ -203,14 +203,21 @@ class ChatRequest:
         parts: list[bytes | memoryview] = [b"{"]
         for key, value in members.items():
             if _forwarded(key):
-                parts.append((_KEYS.get(key) or orjson.dumps(key)) + b":")
+                parts.append(_KEYS.get(key) or orjson.dumps(key) + b":")
                 parts.append(memoryview(value))
                 parts.append(b",")
         parts.append(b'"model":' + orjson.dumps(model) + b"}")
         return parts
 
 
-def _decode_object(raw: bytes) -> dict[str, Any]:
+def _check_not_empty(raw: bytes) -> None:
+    if not raw or raw.isspace():
+        raise InvalidBody("Request body is empty; expected a JSON object.")
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """Decode a JSON object body, or raise :class:`InvalidBody` saying what is wrong."""
+    _check_not_empty(raw)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as err:

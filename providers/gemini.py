@@ -12,16 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import quote
-
-import orjson
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.gemini_reply import GeminiStream, from_gemini
 from providers.gemini_wire import classify, retry_delay, to_gemini
 from providers.native import EnvKeyOptions, NativeProvider
-from providers.openai_shapes import malformed, parse_sse
 
 
 class GeminiOptions(EnvKeyOptions):
@@ -101,22 +99,10 @@ class GeminiProvider(NativeProvider):
             include_usage=request.include_usage,
             response_id=uuid.uuid4().hex,
         )
-        events = self.post_events(url, payload, connect_timeout)
-        try:
-            async for event in events:
-                _, data = parse_sse(event)
-                if not data:
-                    continue
-                try:
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise malformed("Gemini", "stream chunk is not JSON") from None
-                if not isinstance(chunk, dict):
-                    raise malformed("Gemini", "stream chunk is not an object")
+        async with aclosing(self.post_events(url, payload, connect_timeout)) as events:
+            async for chunk in events:
                 for out in translator.feed(chunk):
                     yield out
-        finally:
-            await events.aclose()
         for out in translator.finish():
             yield out
 

@@ -22,13 +22,14 @@ from modelrouter.retry import classify_status
 from providers.base import Failure
 from providers.openai_shapes import (
     client_error,
+    content_parts,
+    function_call,
     function_tools,
     image_of,
     json_schema_format,
     max_tokens_of,
     stop_list,
     text_of,
-    tool_arguments,
 )
 
 _CONTEXT_MARKERS = (b"exceeds the maximum number of tokens", b"context window")
@@ -98,21 +99,12 @@ def _part(part: Any) -> dict[str, Any] | None:
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    if isinstance(content, list):
-        return [p for p in (_part(x) for x in content) if p is not None]
-    raise client_error("message content must be a string or an array of parts.")
+    return content_parts(content, _part, lambda text: {"text": text})
 
 
 def _call_part(call: Any) -> dict[str, Any]:
-    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-        raise client_error("tool_calls entries must be function calls.")
-    part: dict[str, Any] = {
-        "functionCall": {"name": call["function"].get("name"), "args": tool_arguments(call)}
-    }
+    name, args = function_call(call)
+    part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
     google = (call.get("extra_content") or {}).get("google") or {}
     if isinstance(google, dict) and google.get("thought_signature"):
         part["thoughtSignature"] = google["thought_signature"]

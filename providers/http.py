@@ -14,6 +14,7 @@ import orjson
 
 from modelrouter.retry import parse_retry_after
 from providers.base import Failure, ProviderError
+from providers.lean import Body, Origin, Response
 
 MAX_ERROR_BODY = 64 * 1024
 """Upstream error bodies are read up to this size; the rest is not needed."""
@@ -43,6 +44,26 @@ def status_error(
         retry_after=parse_retry_after(headers) if status in (429, 503, 529) else None,
         body=body,
     )
+
+
+async def send_checked(
+    origin: Origin,
+    method: str,
+    path: str,
+    headers: bytes,
+    body: Body,
+    connect_timeout: float,
+    classify: Classifier,
+) -> Response:
+    """Send a request; raise the classified error of a non-2xx answer."""
+    resp = await origin.request(method, path, headers, body, connect_timeout)
+    if resp.status >= 400:
+        try:
+            raw = await resp.read(MAX_ERROR_BODY)
+        finally:
+            resp.release()
+        raise status_error(resp.status, resp.headers, raw, origin.label, classify)
+    return resp
 
 
 def error_message(body: bytes) -> str:

@@ -22,8 +22,9 @@ from pydantic import Field, field_validator
 
 from modelrouter.retry import classify_status
 from providers.base import Failure, ProviderError, ProviderOptions
-from providers.http import MAX_ERROR_BODY, endpoint_label, sse_events, status_error
+from providers.http import endpoint_label, send_checked, sse_events
 from providers.lean import Origin, Response
+from providers.openai_shapes import client_error, malformed, parse_sse
 
 
 class EnvKeyOptions(ProviderOptions):
@@ -86,15 +87,12 @@ class NativeProvider:
     async def _send(self, method: str, url: str, body: bytes, connect: float) -> Response:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        resp = await self.origin.request(method, path, self._header_lines, body, connect)
-        if resp.status >= 400:
-            try:
-                raw = await resp.read(MAX_ERROR_BODY)
-            finally:
-                resp.release()
-            err = status_error(resp.status, resp.headers, raw, self.label, self.classify)
-            raise self.refine(err)
-        return resp
+        try:
+            return await send_checked(
+                self.origin, method, path, self._header_lines, body, connect, self.classify
+            )
+        except ProviderError as err:
+            raise self.refine(err) from None
 
     async def _json(self, method: str, url: str, body: bytes, connect: float) -> dict[str, Any]:
         resp = await self._send(method, url, body, connect)
@@ -114,11 +112,19 @@ class NativeProvider:
             )
         return data
 
+    def _encode(self, payload: dict[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(payload)
+        except orjson.JSONEncodeError as err:
+            # The payload is built from the client's body (e.g. a tool schema nested
+            # past orjson's 254 levels): the client's error, not the model's.
+            raise client_error(f"Request body cannot be encoded for {self.vendor}: {err}") from None
+
     async def post_json(
         self, url: str, payload: dict[str, Any], connect_timeout: float
     ) -> dict[str, Any]:
         """POST ``payload`` and return the decoded JSON answer."""
-        return await self._json("POST", url, orjson.dumps(payload), connect_timeout)
+        return await self._json("POST", url, self._encode(payload), connect_timeout)
 
     async def get_json(self, url: str, timeout: float) -> dict[str, Any]:
         """GET ``url`` (a probe) within ``timeout`` and return the decoded JSON answer."""
@@ -127,9 +133,9 @@ class NativeProvider:
 
     async def post_events(
         self, url: str, payload: dict[str, Any], connect_timeout: float
-    ) -> AsyncGenerator[bytes, None]:
-        """POST ``payload`` and yield the raw SSE events of the answer as they arrive."""
-        resp = await self._send("POST", url, orjson.dumps(payload), connect_timeout)
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """POST ``payload`` and yield the JSON object of each SSE event as it arrives."""
+        resp = await self._send("POST", url, self._encode(payload), connect_timeout)
         try:
             ctype = resp.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):
@@ -138,6 +144,15 @@ class NativeProvider:
                     f"{self.vendor} did not stream ({ctype or 'no type'}, {self.label})",
                 )
             async for event in sse_events(resp.chunks()):
-                yield event
+                _, data = parse_sse(event)
+                if not data:
+                    continue
+                try:
+                    decoded = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise malformed(self.vendor, "stream event is not JSON") from None
+                if not isinstance(decoded, dict):
+                    raise malformed(self.vendor, "stream event is not an object")
+                yield decoded
         finally:
             resp.release()

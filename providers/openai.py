@@ -10,7 +10,7 @@ upstream's bytes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ import orjson
 
 from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.http import MAX_ERROR_BODY, auth_headers, endpoint_label, sse_events, status_error
+from providers.http import auth_headers, endpoint_label, send_checked, sse_events
 from providers.lean import Body, Origin, Response
 
 _DONE = b"data: [DONE]\n\n"
@@ -79,16 +79,12 @@ class OpenAIProvider:
         """The free list call used by ``probe = "models"``."""
         return self.prefix + "/models"
 
-    async def _send(self, method: str, path: str, body: Body, connect: float) -> Response:
+    def _send(self, method: str, path: str, body: Body, connect: float) -> Awaitable[Response]:
         """Send a request; raise the classified error of a non-2xx answer."""
-        resp = await self.origin.request(method, path, self._header_lines, body, connect)
-        if resp.status >= 400:
-            try:
-                raw = await resp.read(MAX_ERROR_BODY)
-            finally:
-                resp.release()
-            raise status_error(resp.status, resp.headers, raw, self.label, self.classify)
-        return resp
+        # Hands back send_checked's coroutine: no extra frame on the hot path.
+        return send_checked(
+            self.origin, method, path, self._header_lines, body, connect, self.classify
+        )
 
     async def _read(self, method: str, path: str, body: Body, connect: float) -> bytes:
         resp = await self._send(method, path, body, connect)

@@ -7,6 +7,7 @@ events sent back to clients. Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,16 +92,37 @@ def function_tools(body: dict[str, Any], vendor: str) -> list[dict[str, Any]]:
     return functions
 
 
-def tool_arguments(call: dict[str, Any]) -> dict[str, Any]:
-    """The decoded ``function.arguments`` of an assistant tool call (an object)."""
-    raw = (call.get("function") or {}).get("arguments") or "{}"
+def function_call(call: Any) -> tuple[Any, dict[str, Any]]:
+    """An assistant tool call's function name and decoded ``arguments`` (an object)."""
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        raise client_error("tool_calls entries must be function calls.")
+    raw = call["function"].get("arguments") or "{}"
     try:
         args = orjson.loads(raw) if isinstance(raw, str) else raw
     except orjson.JSONDecodeError:
         raise client_error("tool call arguments are not valid JSON.") from None
     if not isinstance(args, dict):
         raise client_error("tool call arguments must be a JSON object.")
-    return args
+    return call["function"].get("name"), args
+
+
+def content_parts(
+    content: Any,
+    part: Callable[[Any], dict[str, Any] | None],
+    text: Callable[[str], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A message's ``content`` (a string or an array of parts) in a vendor's parts.
+
+    ``part`` converts one OpenAI content part (``None``: nothing to send); ``text``
+    wraps a plain string.
+    """
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [text(content)] if content else []
+    if isinstance(content, list):
+        return [p for p in map(part, content) if p is not None]
+    raise client_error("message content must be a string or an array of parts.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,6 @@ def test_a_body_an_adapter_cannot_encode_is_the_clients_400() -> None:
     with run_router(cfg) as r:
         resp = post(r, raw)
         assert resp.status_code == 400
-        assert "cannot be encoded for 'an'" in resp.json()["error"]["message"]
+        assert "cannot be encoded for Anthropic" in resp.json()["error"]["message"]
         health = httpx2.get(r.url + "/health", timeout=5).json()["models"]["a"]
         assert health["consecutive_failures"] == 0

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
+from providers.base import InvalidBody, decode_object
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -71,15 +72,10 @@ async def read_body(request: Request, limit: int, limit_mb: float) -> bytes:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a JSON object body or raise a 400 that says what is wrong."""
-    if not raw:
-        raise bad_request("Request body is empty; expected a JSON object.")
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        raise bad_request(f"Request body is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise bad_request("Request body must be a JSON object.")
-    return data
+        return decode_object(raw)
+    except InvalidBody as err:
+        raise bad_request(str(err)) from None
 
 
 def error_response(err: RouterError, rid: str) -> Response:
