@@ -14,21 +14,9 @@ from modelrouter.health import (
 )
 from modelrouter.settings import HealthSettings
 from providers.base import Failure
+from tests.fakes.clock import FakeClock
 
 WALL0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture

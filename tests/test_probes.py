@@ -12,19 +12,7 @@ from modelrouter.health import Breaker, HealthTracker
 from modelrouter.probes import ProbeLoop
 from modelrouter.settings import HealthSettings
 from providers.base import Failure, ProviderError
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+from tests.fakes.clock import FakeClock
 
 
 class Target:

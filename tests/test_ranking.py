@@ -11,21 +11,9 @@ from modelrouter.health import HealthTracker
 from modelrouter.ranking import rank
 from modelrouter.settings import HealthSettings
 from providers.base import Failure
+from tests.fakes.clock import FakeClock
 
 NAMES = ["a", "b", "c", "d", "e"]
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
