@@ -6,6 +6,18 @@ from typing import Any
 
 import orjson
 
+HI: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+"""A system prompt and one user turn."""
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+"""One OpenAI function tool."""
+
 
 def chunks_of(events: list[bytes]) -> list[dict[str, Any]]:
     """Decode ``data: {...}`` events; every event must be one, except the final ``[DONE]``."""

@@ -13,19 +13,9 @@ from providers.base import ChatRequest, Failure, ProviderError, Target
 from tests.fakes.anthropic_upstream import KEY, FakeAnthropic, Refusal, ToolUse, error_body
 from tests.fakes.upstream import bad_json, cut_stream, status, stream_error
 
-from .helpers import chunks_of, joined_text, joined_tool_calls
+from .helpers import HI, WEATHER, chunks_of, joined_text, joined_tool_calls
 
 TARGET = Target(name="sonnet", upstream_model="claude-fake")
-HI: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def provider(base_url: str, key: str = KEY) -> AnthropicProvider:
@@ -82,7 +72,7 @@ async def test_stream_with_usage(claude: AnthropicProvider) -> None:
 
 async def test_stream_tool_call(claude: AnthropicProvider, anthropic_up: FakeAnthropic) -> None:
     anthropic_up.script(ToolUse("get_weather", {"city": "Paris"}))
-    events = await collect(claude, {"messages": HI, "tools": TOOLS, "stream": True})
+    events = await collect(claude, {"messages": HI, "tools": [WEATHER], "stream": True})
     chunks = chunks_of(events)
     assert joined_tool_calls(chunks) == [
         {"id": "toolu_fake0001", "name": "get_weather", "arguments": '{"city":"Paris"}'}

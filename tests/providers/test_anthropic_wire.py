@@ -19,16 +19,8 @@ from providers.base import Failure, ProviderError
 from tests.fakes.anthropic_schema import validate
 from tests.fakes.anthropic_upstream import error_body
 
-from .helpers import chunks_of, joined_text, joined_tool_calls
+from .helpers import WEATHER, chunks_of, joined_text, joined_tool_calls
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-    },
-}
 PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5Er"
     "kJggg=="

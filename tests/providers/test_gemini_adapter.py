@@ -20,20 +20,10 @@ from tests.fakes.gemini_upstream import (
 )
 from tests.fakes.upstream import bad_json, cut_stream, status, stream_error
 
-from .helpers import chunks_of, joined_text, joined_tool_calls
+from .helpers import HI, WEATHER, chunks_of, joined_text, joined_tool_calls
 
 TOO_LONG = "The input token count (2000000) exceeds the maximum number of tokens allowed (1048576)."
 TARGET = Target(name="flash", upstream_model="gemini-fake")
-HI: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
-]
 
 
 def provider(base_url: str, key: str = KEY) -> GeminiProvider:
@@ -86,7 +76,7 @@ async def test_stream_function_call_with_signature(
     gem: GeminiProvider, gemini_up: FakeGemini
 ) -> None:
     gemini_up.script(FunctionCall("get_weather", {"city": "Paris"}, signature="sig"))
-    chunks = chunks_of(await collect(gem, {"messages": HI, "tools": TOOLS, "stream": True}))
+    chunks = chunks_of(await collect(gem, {"messages": HI, "tools": [WEATHER], "stream": True}))
     calls = joined_tool_calls(chunks)
     assert [(c["name"], c["arguments"]) for c in calls] == [("get_weather", '{"city":"Paris"}')]
     deltas = [
