@@ -61,6 +61,17 @@ def client_error(err: ProviderError, entry: ModelEntry, attempts: list[Attempt])
     )
 
 
+def internal_error(attempts: list[Attempt]) -> RouterError:
+    """A bug in the router ended the request (its traceback is in the log)."""
+    return RouterError(
+        500,
+        "Internal error in modelrouter; the details are in its log.",
+        type="server_error",
+        code="internal_error",
+        extra={"attempts": [a.as_dict() for a in attempts]},
+    )
+
+
 def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> RouterError:
     """The error for a request that no candidate served."""
     extra: dict[str, Any] = {"attempts": [a.as_dict() for a in attempts]}
@@ -76,6 +87,9 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             type="server_error",
             code="no_available_model",
             extra=extra,
+            # Every model was skipped for what the request needs (context, tools,
+            # images): the same request will be skipped again.
+            should_retry=False,
         )
     if all(a.outcome == Failure.RATE_LIMIT.value for a in tried):
         waits = [a.retry_after for a in tried if a.retry_after is not None]

@@ -127,7 +127,9 @@ def _check_references(s: Settings, problems: list[str]) -> None:
                 problems.append(f"routes.{name}.models[{i}]: {m!r} is listed twice")
             seen.add(m)
     default = s.router.default_route
-    if (s.routes or s.models) and default not in s.routes and default not in s.models:
+    # Unset and no route named "default": requests must name a model (a 400 says so).
+    explicit = "default_route" in s.router.model_fields_set
+    if explicit and default not in s.routes and default not in s.models:
         problems.append(f"router.default_route: unknown route or model {default!r}")
     for name, prompt in s.prompts.items():
         if prompt.route is not None and prompt.route not in s.routes | s.models:

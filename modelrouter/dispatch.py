@@ -14,22 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import random
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from modelrouter.attempts import Attempt, client_error, exhausted, skipped_attempts
+from modelrouter.attempts import Attempt, client_error, exhausted, internal_error, skipped_attempts
 from modelrouter.health import HealthTracker
+from modelrouter.policy import Again, rule
+from modelrouter.redact import Redactor
 from modelrouter.registry import ModelEntry, Plan
-from modelrouter.retry import SAME_MODEL_RETRYABLE, backoff
+from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CLIENT_GONE = "client disconnected"
+SHUTDOWN_CUT = "cut by the server (shutdown)"
 
 
 class Observer(Protocol):
@@ -58,6 +66,10 @@ class Outcome:
     ttft: float | None = None
     """Streams: seconds from the serving attempt's start to its first event."""
     usage: dict[str, Any] | None = field(default=None)
+    client_gone: bool = False
+    """Set by the surface when the client left a relayed stream (see :meth:`Dispatcher.relay`)."""
+    cut: str | None = None
+    """Why a relayed stream stopped before its end although the upstream did not fail."""
 
 
 class Dispatcher:
@@ -71,9 +83,11 @@ class Dispatcher:
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self.tracker = tracker
+        self.redactor = redactor or Redactor(())
         self.rng = rng or random.Random()
         self._clock = clock
         self._sleep = sleep
@@ -168,7 +182,7 @@ class Dispatcher:
                 async with asyncio.timeout(limit):
                     result = await call(entry)
             except ProviderError as exc:
-                err = exc
+                err = self.redactor.error(exc)
             except TimeoutError:
                 what = "first token" if stream else "answer"
                 err = ProviderError(Failure.TIMEOUT, f"no {what} within {limit:.3g}s")
@@ -176,8 +190,12 @@ class Dispatcher:
                 # An adapter decoded the whole body for the first time and it failed
                 # (e.g. a string that is not UTF-8): the client's fault, not the model's.
                 err = ProviderError(Failure.CLIENT, str(exc), status=400)
-            except Exception as exc:
-                err = ProviderError(Failure.MALFORMED, f"adapter error: {type(exc).__name__}")
+            except Exception:
+                # A bug in the router or an adapter, not something the upstream did:
+                # a 500 with the traceback in the log, and the model's health untouched.
+                trace = self.redactor.text(traceback.format_exc())
+                log.error("internal error calling %s:\n%s", entry.name, trace)
+                raise internal_error(attempts) from None
             else:
                 took = self.now() - t0
                 if not stream:
@@ -197,7 +215,8 @@ class Dispatcher:
                 err.retry_after,
             )
             attempts.append(attempt)
-            if err.failure is Failure.CLIENT:
+            policy = rule(err.failure)
+            if policy.to_client:
                 raise client_error(err, entry, attempts)
             tracker.record_failure(
                 entry.name,
@@ -208,6 +227,8 @@ class Dispatcher:
             )
             if observer is not None:
                 await observer.attempt_failed(attempt)
+            if not policy.next_model:
+                break
             delay = self._retry_wait(err, retries, deadline - now)
             if delay is not None:
                 heapq.heappush(retry_heap, (now + delay, tried, entry, retries + 1))
@@ -216,19 +237,18 @@ class Dispatcher:
     def _retry_wait(self, err: ProviderError, retries: int, remaining: float) -> float | None:
         """Seconds to wait before trying the same model again, or ``None`` to move on."""
         s = self.settings
-        if retries >= s.retries_per_model:
+        again = rule(err.failure).again
+        if retries >= s.retries_per_model or again is Again.NO:
             return None
-        if err.failure is Failure.RATE_LIMIT:
+        if again is Again.AFTER_RETRY_AFTER:
             ra = err.retry_after
             if ra is None or ra > s.retry_after_max_s:
                 return None
             wait = ra
-        elif err.failure in SAME_MODEL_RETRYABLE:
+        else:
             wait = backoff(retries + 1, base=s.backoff_base_s, cap=s.backoff_max_s, rand=self.rng)
             if err.retry_after is not None and err.retry_after <= s.retry_after_max_s:
                 wait = max(wait, err.retry_after)
-        else:
-            return None
         return wait if wait < remaining else None
 
     async def relay(
@@ -239,6 +259,11 @@ class Dispatcher:
         An upstream failure after the first event ends the stream with a
         ``data: {"error": ...}`` event and no ``[DONE]``, so no client mistakes a cut
         stream for a finished one. ``on_end(out, error)`` runs once at the end.
+
+        A stream abandoned before its end by our side (the client left: the surface
+        sets ``out.client_gone``; or the server cancelled it at shutdown) says so in
+        ``out.cut`` and leaves the model's health alone: the upstream did nothing wrong,
+        and it did not finish either.
         """
         assert out.rest is not None
         s = self.settings
@@ -248,6 +273,7 @@ class Dispatcher:
         failure: Failure | None = None
         want_usage = request.include_usage
         rest = out.rest
+        finished = False
         try:
             yield out.first
             while True:
@@ -256,23 +282,33 @@ class Dispatcher:
                     async with asyncio.timeout(wait):
                         event = await anext(rest)
                 except StopAsyncIteration:
+                    finished = True
                     break
                 if want_usage and (b'"usage":{' in event or b'"usage": {' in event):
                     out.usage = _usage_of(event)
                 yield event
         except ProviderError as exc:
-            error, failure = exc.message, Failure.STREAM_CUT
+            error, failure = self.redactor.error(exc).message, Failure.STREAM_CUT
         except TimeoutError:
             error, failure = f"upstream went silent for {idle:g}s", Failure.TIMEOUT
             if self.now() >= deadline:
                 error = "request deadline reached"
+        except Exception:
+            # Our bug, not the upstream's: end the stream as failed, keep health as is.
+            trace = self.redactor.text(traceback.format_exc())
+            log.error("internal error relaying %s:\n%s", out.entry.name, trace)
+            error = "internal error in modelrouter"
         finally:
             await _aclose(rest)
             name = out.entry.name
-            if failure is None:
+            if failure is not None:
+                self.tracker.record_failure(name, failure, error=error)
+            elif error is not None:
+                pass
+            elif finished:
                 self.tracker.record_success(name, self.now() - out.started, out.ttft)
             else:
-                self.tracker.record_failure(name, failure, error=error)
+                out.cut = CLIENT_GONE if out.client_gone else SHUTDOWN_CUT
             on_end(out, error)
         if error is not None:
             yield stream_error_event(error, out.entry)

@@ -10,9 +10,16 @@ from typing import Any
 
 import orjson
 
+RETRYABLE = frozenset({408, 409, 429, 503, 504})
+"""Statuses a client may retry as they are (429 and 503 with a ``Retry-After``)."""
+
 
 class RouterError(Exception):
-    """An error answered to the client with ``status`` and OpenAI's error body."""
+    """An error answered to the client with ``status`` and OpenAI's error body.
+
+    Every answer whose status is not in :data:`RETRYABLE` carries
+    ``x-should-retry: false`` unless ``should_retry`` says otherwise.
+    """
 
     def __init__(
         self,
@@ -25,6 +32,7 @@ class RouterError(Exception):
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
         raw_body: bytes | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +41,13 @@ class RouterError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        if should_retry is None:
+            should_retry = None if status in RETRYABLE else False
+        if should_retry is not None:
+            # Read by the OpenAI and Anthropic SDKs: without it they retry every 5xx,
+            # and a 502 after the router already tried every model would be tried
+            # (and fail) up to three times over during an outage.
+            self.headers["x-should-retry"] = "true" if should_retry else "false"
         self.extra = extra or {}
         self.raw_body = raw_body
         """An upstream's own error body, returned as is (client errors)."""

@@ -24,13 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelrouter.policy import Health, rule
 from modelrouter.settings import HealthSettings
 from providers.base import Failure
-
-NOT_THE_MODELS_FAULT = frozenset({Failure.CLIENT, Failure.CONTEXT_LENGTH, Failure.CONTENT_FILTER})
-"""Failures that blame the request: counted in totals, ignored by the breaker."""
-HEALTH_FAILURES = frozenset(Failure) - NOT_THE_MODELS_FAULT - {Failure.RATE_LIMIT}
-"""Failures that count against the model (a 429 cools it down instead)."""
 
 DEFAULT_COOLDOWN_S = 10.0
 """Cooldown after a 429 without Retry-After: long enough to skip the next burst of
@@ -211,11 +207,12 @@ class HealthTracker:
         else:
             st.requests += 1
             st.failures += 1
-        if failure not in HEALTH_FAILURES:
+        effect = rule(failure).health
+        if effect in (Health.IGNORED, Health.COOLS_DOWN):
             # The upstream answered, so a trial this was is over, but it proved nothing
             # either way: free the slot and leave the breaker where it is.
             st.trial_at = None
-            if failure is Failure.RATE_LIMIT:
+            if effect is Health.COOLS_DOWN:
                 st.last_error = (failure.value, status, error, now)
                 wait = DEFAULT_COOLDOWN_S if retry_after_s is None else max(0.0, retry_after_s)
                 st.cooling_until = max(st.cooling_until, now + wait)
@@ -225,7 +222,7 @@ class HealthTracker:
         st.consecutive += 1
         self._push(st, (now, False, None, None))
         self._attention.add(model)
-        if failure is Failure.AUTH:
+        if effect is Health.MISCONFIGURED:
             why = f"upstream answered {status}" if status else "upstream rejected key or model id"
             self._open(st, now, "misconfigured", f"misconfigured: {why}")
         elif st.breaker is not Breaker.CLOSED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 
 from modelrouter.health import HealthTracker
@@ -35,8 +36,11 @@ class ProbeLoop:
         interval_s: float,
         timeout_s: float,
         rng: random.Random,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._tracker = tracker
+        self._redact = redact
+        """Masks configured secrets in text that goes to the log."""
         self._targets = dict(targets)
         self._interval_s = interval_s
         self._timeout_s = timeout_s
@@ -91,12 +95,11 @@ class ProbeLoop:
                 error=f"probe timed out after {self._timeout_s:g}s",
             )
             return False
-        except Exception as exc:
-            # Only the type name: an arbitrary exception's message may hold a URL with
-            # a key in it, and this text is served on /health.
-            tracker.record_failure(
-                model, Failure.MALFORMED, probe=True, error=f"probe raised {type(exc).__name__}"
-            )
+        except Exception:
+            # A bug in the probe code, not something the upstream did: logged, and the
+            # model's health is left as it was (the trial slot, if any, frees itself).
+            trace = self._redact(traceback.format_exc())
+            log.error("probe of %s raised an internal error:\n%s", model, trace)
             return False
         tracker.record_success(model, loop.time() - started, probe=True)
         return True

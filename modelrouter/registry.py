@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrouter.config import LoadedConfig
-from modelrouter.errors import model_not_found
+from modelrouter.errors import bad_request, model_not_found
 from modelrouter.health import HealthTracker
 from modelrouter.ranking import rank
 from modelrouter.settings import ModelSettings
@@ -122,9 +122,21 @@ class Registry:
         for p in self.providers.values():
             await p.aclose()
 
+    @property
+    def default_route(self) -> str | None:
+        """The route (or model) for requests that name none, if the config has one."""
+        key = self.settings.router.default_route
+        return key if key in self.routes or key in self.models else None
+
     def resolve(self, name: str | None) -> tuple[str, list[str]]:
         """A route or model name (``None`` = default route) → (label, model names)."""
-        key = name or self.settings.router.default_route
+        key = name or self.default_route
+        if key is None:
+            raise bad_request(
+                "'model' is required: this router has no default route "
+                "(set router.default_route or add a route named 'default').",
+                "model",
+            )
         names = self.routes.get(key)
         if names is not None:
             return key, names

@@ -19,9 +19,10 @@ from modelrouter.dispatch import Dispatcher, Outcome
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog
-from modelrouter.probes import ProbeLoop
+from modelrouter.probes import ProbeLoop, ProbeTarget
+from modelrouter.redact import Redactor, config_secrets
 from modelrouter.registry import Plan, Registry
-from providers.base import ChatRequest, InvalidBody
+from providers.base import ChatRequest, InvalidBody, ProviderError
 
 
 class Runtime:
@@ -38,7 +39,10 @@ class Runtime:
         self.settings = config.settings
         self.registry = Registry(config)
         self.tracker: HealthTracker = self.registry.tracker
-        self.dispatcher = Dispatcher(self.settings.router, self.tracker, clock=clock)
+        self.redactor = Redactor(config_secrets(config))
+        self.dispatcher = Dispatcher(
+            self.settings.router, self.tracker, clock=clock, redactor=self.redactor
+        )
         self.log = log or AccessLog()
         self.probes: ProbeLoop | None = None
         self.log_bodies = self.settings.server.log_bodies
@@ -50,7 +54,9 @@ class Runtime:
         h = self.settings.health
         if probes and h.probe != "none" and self.registry.models:
             targets = {
-                name: partial(entry.provider.probe, entry.target, h.timeout_s, h.probe)
+                name: self._redacted(
+                    partial(entry.provider.probe, entry.target, h.timeout_s, h.probe)
+                )
                 for name, entry in self.registry.models.items()
             }
             self.probes = ProbeLoop(
@@ -59,8 +65,20 @@ class Runtime:
                 interval_s=h.interval_s,
                 timeout_s=h.timeout_s,
                 rng=random.Random(),
+                redact=self.redactor.text,
             )
             await self.probes.start()
+
+    def _redacted(self, probe: ProbeTarget) -> ProbeTarget:
+        """``probe`` with secrets masked in its errors (they are shown on /health)."""
+
+        async def run() -> None:
+            try:
+                await probe()
+            except ProviderError as err:
+                raise self.redactor.error(err) from None
+
+        return run
 
     async def aclose(self) -> None:
         """Stop probes, close pools, flush the log."""
@@ -71,7 +89,7 @@ class Runtime:
         self.log.stop()
 
     def prepare(
-        self, body: dict[str, Any] | bytes, header_models: str | None = None
+        self, body: dict[str, Any] | bytes, header_models: str | None = None, *, hops: int = 0
     ) -> tuple[ChatRequest, Plan]:
         """Validate a chat body and rank the models that may serve it.
 
@@ -83,9 +101,10 @@ class Runtime:
                 request = ChatRequest.from_json(body)
             else:
                 request = ChatRequest.from_body(body)
+            request.hops = hops
             return self._prepare(request, header_models)
         except InvalidBody as err:
-            raise bad_request(str(err)) from None
+            raise bad_request(str(err), err.param) from None
 
     def _prepare(self, request: ChatRequest, header_models: str | None) -> tuple[ChatRequest, Plan]:
         if not request.is_nonempty_array("messages"):
@@ -94,14 +113,18 @@ class Runtime:
         if model is not None and not isinstance(model, str):
             raise bad_request("'model' must be a string.", "model")
         extra = request.get("models")
-        if extra is None and header_models:
+        if extra is None and header_models is not None:
             extra = [m.strip() for m in header_models.split(",") if m.strip()]
+            if not extra:
+                raise bad_request("The x-modelrouter-models header names no model.")
         registry = self.registry
         if extra is None:
             label, names = registry.resolve(model)
         else:
-            if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
+            if not isinstance(extra, list) or not all(isinstance(m, str) and m for m in extra):
                 raise bad_request("'models' must be an array of model or route names.", "models")
+            if not extra:
+                raise bad_request("'models' must name at least one model or route.", "models")
             names = registry.resolve_list(([model] if model else []) + extra)
             label = ",".join(names)
         if self.log_bodies:

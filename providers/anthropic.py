@@ -85,7 +85,7 @@ class AnthropicProvider(NativeProvider):
     ) -> Completion:
         """One Messages call, answered as an OpenAI ``chat.completion``."""
         payload = self._payload(request, target, stream=False)
-        msg = await self.post_json(self._messages_url, payload, connect_timeout)
+        msg = await self.post_json(self._messages_url, payload, connect_timeout, request.hops + 1)
         body, usage = from_anthropic(msg, created=int(time.time()))
         return Completion(body=body, usage=usage)
 
@@ -100,7 +100,7 @@ class AnthropicProvider(NativeProvider):
             include_usage=request.include_usage,
         )
         async with aclosing(
-            self.post_events(self._messages_url, payload, connect_timeout)
+            self.post_events(self._messages_url, payload, connect_timeout, request.hops + 1)
         ) as events:
             async for event in events:
                 for out in translator.feed(event):

@@ -179,7 +179,7 @@ class AnthropicStream:
     def finish(self) -> list[bytes]:
         """The closing events; raise if the stream ended without ``message_stop``."""
         if not self.done:
-            raise ProviderError(Failure.CONNECT, "Anthropic stream ended without message_stop")
+            raise ProviderError(Failure.INTERRUPTED, "Anthropic stream ended without message_stop")
         out = [] if self._finished else self._emit({}, "stop")
         if self._include_usage:
             out.append(self.writer.usage(usage_of(self._usage)))

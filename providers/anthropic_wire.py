@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrouter.retry import classify_status
 from providers.base import Failure
+from providers.failures import classify_status
 from providers.openai_shapes import (
     client_error,
     content_parts,
@@ -54,7 +54,7 @@ def classify(status: int, body: bytes) -> Failure:
     if status == 400:
         lowered = body[:4096].lower()
         if any(m in lowered for m in _ACCOUNT_MARKERS):
-            return Failure.AUTH
+            return Failure.MISCONFIGURED
         if any(m in lowered for m in _CONTEXT_MARKERS):
             return Failure.CONTEXT_LENGTH
     return classify_status(status, body)

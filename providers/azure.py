@@ -15,8 +15,8 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from modelrouter.retry import classify_status
 from providers.base import Failure, ProviderOptions, Target
+from providers.failures import classify_status
 from providers.native import EnvKeyOptions
 from providers.openai import OpenAIProvider
 

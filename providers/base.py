@@ -8,7 +8,6 @@ class, and the dispatcher decides what happens next.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -17,59 +16,30 @@ import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from providers.failures import Failure, ProviderError
 
-class Failure(enum.Enum):
-    """Why an upstream call failed; the dispatcher's failure table is keyed on this."""
-
-    CONNECT = "connect"
-    """Connection refused or reset, DNS failure: the request never reached a server."""
-    TIMEOUT = "timeout"
-    """Connect, first-token or idle timeout."""
-    SERVER = "server"
-    """408, 409, 5xx, 529: transient trouble on the upstream's side."""
-    RATE_LIMIT = "rate_limit"
-    """429: the upstream asks us to slow down, maybe with a Retry-After."""
-    AUTH = "auth"
-    """401, 403, 404: our key or our model id is wrong; the model is misconfigured."""
-    CLIENT = "client"
-    """400, 413, 422 blaming the request: returned to the client as given."""
-    CONTEXT_LENGTH = "context_length"
-    """The prompt does not fit this model; a bigger model may take it."""
-    MALFORMED = "malformed"
-    """The upstream answered something that is not a valid completion."""
-    CONTENT_FILTER = "content_filter"
-    """The upstream refused the content; another vendor may answer."""
-    STREAM_CUT = "stream_cut"
-    """A stream broke after its first chunk reached the client."""
-
-
-class ProviderError(Exception):
-    """An upstream call failed.
-
-    ``message`` must never contain a secret: it ends up in logs and in the attempt
-    trail returned to clients. ``body`` is the upstream's error body, kept so that a
-    client error can be returned to the caller exactly as the upstream gave it.
-    """
-
-    def __init__(
-        self,
-        failure: Failure,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        body: bytes | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.failure = failure
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-        self.body = body
+__all__ = [
+    "ChatRequest",
+    "Completion",
+    "Failure",
+    "InvalidBody",
+    "Provider",
+    "ProviderError",
+    "ProviderOptions",
+    "Target",
+    "decode_object",
+]
 
 
 class InvalidBody(ValueError):
-    """The client's body is not the JSON object a chat request must be (a 400)."""
+    """The client's body is not the JSON object a chat request must be (a 400).
+
+    ``param`` names the member at fault, when one is.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 _MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -103,7 +73,7 @@ class ChatRequest:
     that translate it, capability checks and body logging.
     """
 
-    __slots__ = ("_body", "_members", "_source", "include_usage", "stream")
+    __slots__ = ("_body", "_members", "_source", "hops", "include_usage", "stream")
 
     def __init__(
         self,
@@ -117,8 +87,18 @@ class ChatRequest:
         self._body = body
         self._members = members
         self._source = source
-        self.stream = bool(self.get("stream"))
-        self.include_usage = _usage_asked(self.get("stream_options"))
+        self.hops = 0
+        """Routers this request passed through before this one (``x-modelrouter-hops``)."""
+        # The router acts on these two, so their types are checked here: a "stream":
+        # "yes" must not be streamed by us and forwarded as a string upstream.
+        stream = self.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise InvalidBody("'stream' must be a boolean.", "stream")
+        self.stream = bool(stream)
+        options = self.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise InvalidBody("'stream_options' must be an object.", "stream_options")
+        self.include_usage = _usage_asked(options)
         """Whether the client asked for a usage chunk at the end of a stream."""
 
     def __repr__(self) -> str:

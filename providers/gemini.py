@@ -78,7 +78,7 @@ class GeminiProvider(NativeProvider):
     ) -> Completion:
         """One ``generateContent`` call, answered as an OpenAI ``chat.completion``."""
         url = self._model_url(target) + ":generateContent"
-        resp = await self.post_json(url, self._payload(request), connect_timeout)
+        resp = await self.post_json(url, self._payload(request), connect_timeout, request.hops + 1)
         body, usage = from_gemini(
             resp,
             created=int(time.time()),
@@ -99,7 +99,8 @@ class GeminiProvider(NativeProvider):
             include_usage=request.include_usage,
             response_id=uuid.uuid4().hex,
         )
-        async with aclosing(self.post_events(url, payload, connect_timeout)) as events:
+        events_in = self.post_events(url, payload, connect_timeout, request.hops + 1)
+        async with aclosing(events_in) as events:
             async for chunk in events:
                 for out in translator.feed(chunk):
                     yield out

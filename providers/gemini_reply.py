@@ -221,7 +221,7 @@ class GeminiStream:
     def finish(self) -> list[bytes]:
         """The closing events; raise if the stream ended before every candidate finished."""
         if not self.done or self._writer is None:
-            raise ProviderError(Failure.CONNECT, "Gemini stream ended without a finish reason")
+            raise ProviderError(Failure.INTERRUPTED, "Gemini stream ended without a finish reason")
         out = [self._writer.usage(usage_of(self._usage))] if self._include_usage else []
         out.append(DONE)
         return out

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from modelrouter.retry import classify_status
 from providers.base import Failure
+from providers.failures import classify_status
 from providers.openai_shapes import (
     client_error,
     content_parts,
@@ -42,7 +42,7 @@ def classify(status: int, body: bytes) -> Failure:
         lowered = body[:4096].lower()
         if any(m in lowered for m in _KEY_MARKERS) or b"failed_precondition" in lowered:
             # FAILED_PRECONDITION: billing or region problems, not the request's fault.
-            return Failure.AUTH
+            return Failure.MISCONFIGURED
         if any(m in lowered for m in _CONTEXT_MARKERS):
             return Failure.CONTEXT_LENGTH
     return classify_status(status, body)

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from modelrouter.retry import parse_retry_after
 from providers.base import Failure, ProviderError
+from providers.failures import parse_retry_after
 from providers.lean import Body, Origin, Response
 
 MAX_ERROR_BODY = 64 * 1024
@@ -64,6 +64,18 @@ async def send_checked(
             resp.release()
         raise status_error(resp.status, resp.headers, raw, origin.label, classify)
     return resp
+
+
+HOPS_HEADER = "x-modelrouter-hops"
+"""How many routers a request has passed through: each adds one when it calls upstream."""
+_HOP_LINES = tuple(f"{HOPS_HEADER}: {n}\r\n".encode() for n in range(16))
+
+
+def hop_line(hops: int) -> bytes:
+    """The ``x-modelrouter-hops`` header line for a request that has made ``hops`` hops."""
+    return (
+        _HOP_LINES[hops] if 0 <= hops < len(_HOP_LINES) else f"{HOPS_HEADER}: {hops}\r\n".encode()
+    )
 
 
 def error_message(body: bytes) -> str:

@@ -81,7 +81,10 @@ class _Conn(asyncio.Protocol):
             self.done = True
             self._wake()
             return
-        self._fail(ProviderError(Failure.CONNECT, "connection closed by upstream"))
+        if self.head.done():
+            self._fail(ProviderError(Failure.INTERRUPTED, "connection closed mid-answer"))
+        else:
+            self._fail(ProviderError(Failure.CONNECT, "connection closed by upstream"))
 
     def _until_close(self) -> bool:
         """Whether the body has neither a length nor chunked framing."""

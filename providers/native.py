@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import orjson
 from pydantic import Field, field_validator
 
-from modelrouter.retry import classify_status
 from providers.base import Failure, ProviderError, ProviderOptions
-from providers.http import endpoint_label, send_checked, sse_events
+from providers.failures import classify_status
+from providers.http import endpoint_label, hop_line, send_checked, sse_events
 from providers.lean import Origin, Response
 from providers.openai_shapes import client_error, malformed, parse_sse
 
@@ -84,18 +84,23 @@ class NativeProvider:
         """Add what only the vendor's error body tells (e.g. a retry delay)."""
         return err
 
-    async def _send(self, method: str, url: str, body: bytes, connect: float) -> Response:
+    async def _send(
+        self, method: str, url: str, body: bytes, connect: float, hops: int = 1
+    ) -> Response:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = self._header_lines + hop_line(hops)
         try:
             return await send_checked(
-                self.origin, method, path, self._header_lines, body, connect, self.classify
+                self.origin, method, path, headers, body, connect, self.classify
             )
         except ProviderError as err:
             raise self.refine(err) from None
 
-    async def _json(self, method: str, url: str, body: bytes, connect: float) -> dict[str, Any]:
-        resp = await self._send(method, url, body, connect)
+    async def _json(
+        self, method: str, url: str, body: bytes, connect: float, hops: int = 1
+    ) -> dict[str, Any]:
+        resp = await self._send(method, url, body, connect, hops)
         try:
             raw = await resp.read()
         finally:
@@ -121,10 +126,10 @@ class NativeProvider:
             raise client_error(f"Request body cannot be encoded for {self.vendor}: {err}") from None
 
     async def post_json(
-        self, url: str, payload: dict[str, Any], connect_timeout: float
+        self, url: str, payload: dict[str, Any], connect_timeout: float, hops: int = 1
     ) -> dict[str, Any]:
-        """POST ``payload`` and return the decoded JSON answer."""
-        return await self._json("POST", url, self._encode(payload), connect_timeout)
+        """POST ``payload`` and return the decoded JSON answer (``hops``: see ``_send``)."""
+        return await self._json("POST", url, self._encode(payload), connect_timeout, hops)
 
     async def get_json(self, url: str, timeout: float) -> dict[str, Any]:
         """GET ``url`` (a probe) within ``timeout`` and return the decoded JSON answer."""
@@ -132,10 +137,10 @@ class NativeProvider:
             return await self._json("GET", url, b"", timeout)
 
     async def post_events(
-        self, url: str, payload: dict[str, Any], connect_timeout: float
+        self, url: str, payload: dict[str, Any], connect_timeout: float, hops: int = 1
     ) -> AsyncGenerator[dict[str, Any], None]:
         """POST ``payload`` and yield the JSON object of each SSE event as it arrives."""
-        resp = await self._send("POST", url, self._encode(payload), connect_timeout)
+        resp = await self._send("POST", url, self._encode(payload), connect_timeout, hops)
         try:
             ctype = resp.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):

@@ -60,6 +60,6 @@ class OllamaProvider(OpenAIProvider):
             ) from None
         if not pulled(tags, target.upstream_model):
             raise ProviderError(
-                Failure.AUTH,
+                Failure.MISCONFIGURED,
                 f"model {target.upstream_model} is not pulled on this Ollama server ({self.label})",
             )

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.http import auth_headers, endpoint_label, send_checked, sse_events
+from providers.failures import classify_status
+from providers.http import auth_headers, endpoint_label, hop_line, send_checked, sse_events
 from providers.lean import Body, Origin, Response
 
 _DONE = b"data: [DONE]\n\n"
@@ -79,15 +79,21 @@ class OpenAIProvider:
         """The free list call used by ``probe = "models"``."""
         return self.prefix + "/models"
 
-    def _send(self, method: str, path: str, body: Body, connect: float) -> Awaitable[Response]:
-        """Send a request; raise the classified error of a non-2xx answer."""
-        # Hands back send_checked's coroutine: no extra frame on the hot path.
-        return send_checked(
-            self.origin, method, path, self._header_lines, body, connect, self.classify
-        )
+    def _send(
+        self, method: str, path: str, body: Body, connect: float, hops: int = 1
+    ) -> Awaitable[Response]:
+        """Send a request; raise the classified error of a non-2xx answer.
 
-    async def _read(self, method: str, path: str, body: Body, connect: float) -> bytes:
-        resp = await self._send(method, path, body, connect)
+        ``hops`` is the request's hop count as the upstream will see it (loop guard).
+        """
+        # Hands back send_checked's coroutine: no extra frame on the hot path.
+        headers = self._header_lines + hop_line(hops)
+        return send_checked(self.origin, method, path, headers, body, connect, self.classify)
+
+    async def _read(
+        self, method: str, path: str, body: Body, connect: float, hops: int = 1
+    ) -> bytes:
+        resp = await self._send(method, path, body, connect, hops)
         try:
             return await resp.read()
         finally:
@@ -98,7 +104,7 @@ class OpenAIProvider:
     ) -> Completion:
         """POST the body upstream and return its answer untouched."""
         data = request.json_with_model(target.upstream_model)
-        raw = await self._read("POST", self._path(target), data, connect_timeout)
+        raw = await self._read("POST", self._path(target), data, connect_timeout, request.hops + 1)
         return parse_completion(raw, self.label)
 
     async def stream(
@@ -106,7 +112,7 @@ class OpenAIProvider:
     ) -> AsyncIterator[bytes]:
         """Forward the upstream's SSE events one by one until ``data: [DONE]``."""
         data = request.json_with_model(target.upstream_model)
-        resp = await self._send("POST", self._path(target), data, connect_timeout)
+        resp = await self._send("POST", self._path(target), data, connect_timeout, request.hops + 1)
         try:
             ctype = resp.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):
@@ -122,7 +128,7 @@ class OpenAIProvider:
                 yield event
         finally:
             resp.release()
-        raise ProviderError(Failure.CONNECT, f"stream ended without [DONE] ({self.label})")
+        raise ProviderError(Failure.INTERRUPTED, f"stream ended without [DONE] ({self.label})")
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """``models``: list models (free). ``chat``: a one-token completion."""

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 import orjson
 from pydantic import Field
 
-from modelrouter.retry import classify_status
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.failures import classify_status
 
 
 class SimulatedOptions(ProviderOptions):
@@ -162,7 +162,7 @@ class SimulatedProvider:
         head["model"] = target.upstream_model
         for i, piece in enumerate(pieces):
             if i == cut_at:
-                raise ProviderError(Failure.CONNECT, f"stream cut (simulated {self.name})")
+                raise ProviderError(Failure.INTERRUPTED, f"stream cut (simulated {self.name})")
             if i and self.opts.chunk_ms:
                 await asyncio.sleep(self.opts.chunk_ms / 1000)
             delta: dict[str, Any] = {"content": piece}

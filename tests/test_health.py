@@ -112,7 +112,7 @@ def test_failures_blaming_the_request_are_ignored(clock: FakeClock, failure: Fai
 
 def test_auth_opens_at_once_as_misconfigured(clock: FakeClock) -> None:
     t = make(clock)
-    t.record_failure("a", Failure.AUTH, status=401)
+    t.record_failure("a", Failure.MISCONFIGURED, status=401)
     st = t.status("a")
     assert st.breaker is Breaker.OPEN
     assert st.reason == "misconfigured: upstream answered 401"
@@ -227,7 +227,7 @@ def test_failure_while_open_extends_it(clock: FakeClock) -> None:
 
 def test_success_while_open_closes(clock: FakeClock) -> None:
     t = make(clock)
-    t.record_failure("a", Failure.AUTH, status=403)
+    t.record_failure("a", Failure.MISCONFIGURED, status=403)
     t.record_success("a", 0.05, probe=True)
     st = t.status("a")
     assert st.breaker is Breaker.CLOSED and st.share == pytest.approx(SLOW_START_FLOOR)

@@ -145,6 +145,8 @@ def test_client_leaving_mid_stream_stops_the_upstream_stream(
     router: RunningRouter, up: FakeUpstream
 ) -> None:
     up.script(slow_stream(chunks=50, interval=0.1))
+    records: list[dict[str, Any]] = []
+    router.runtime.log.emit = records.append  # type: ignore[method-assign]
     body = {"model": "m", "messages": MESSAGES, "stream": True}
     with httpx2.stream(
         "POST", router.base_url + "/chat/completions", json=body, timeout=10
@@ -152,8 +154,13 @@ def test_client_leaving_mid_stream_stops_the_upstream_stream(
         assert resp.status_code == 200
         next(resp.iter_bytes())
     # The router noticed the client leaving and closed the stream: it is accounted for
-    # within a moment, not after the upstream's 5 s.
+    # within a moment, not after the upstream's 5 s ...
     deadline = time.monotonic() + 2
-    while router.runtime.tracker.snapshot("m")["totals"]["requests"] == 0:
+    while not records:
         assert time.monotonic() < deadline, "stream kept running after the client left"
         time.sleep(0.02)
+    # ... as what it was: the client left (499, nginx's convention), not a success,
+    # and not held for or against the model.
+    assert records[0]["status"] == 499 and records[0]["error"] == "client disconnected"
+    snap = router.runtime.tracker.snapshot("m")
+    assert snap["totals"] == {"requests": 0, "failures": 0} and snap["last_error"] is None

@@ -90,15 +90,26 @@ async def test_probe_timeout_records_timeout(tracker: HealthTracker) -> None:
     assert snap["last_probe"]["error"] == "probe timed out after 0.01s"
 
 
-async def test_unexpected_exception_records_only_its_type(tracker: HealthTracker) -> None:
+async def test_a_bug_in_the_probe_is_logged_and_leaves_health_alone(
+    tracker: HealthTracker, caplog: pytest.LogCaptureFixture
+) -> None:
     target = Target()
     target.error = RuntimeError("GET https://x/?key=sk-secret failed")
-    probes = loop_for(tracker, target)
-    assert await probes.probe_now("a") is False
+    probes = ProbeLoop(
+        tracker,
+        {"a": target},
+        interval_s=1.0,
+        timeout_s=1.0,
+        rng=random.Random(0),
+        redact=lambda text: text.replace("sk-secret", "[REDACTED]"),
+    )
+    for _ in range(5):
+        assert await probes.probe_now("a") is False
     snap = tracker.snapshot("a")
-    assert snap["last_error"]["failure"] == Failure.MALFORMED.value
-    assert snap["last_probe"]["error"] == "probe raised RuntimeError"
-    assert "sk-secret" not in repr(snap)
+    assert snap["last_error"] is None and snap["breaker"] == "closed"
+    assert snap["window"]["failures"] == 0
+    assert "RuntimeError" in caplog.text and "Traceback" in caplog.text
+    assert "sk-secret" not in caplog.text and "[REDACTED]" in caplog.text
 
 
 async def test_rate_limited_probe_cools_the_model(tracker: HealthTracker, clock: FakeClock) -> None:

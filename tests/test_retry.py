@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from modelrouter.retry import backoff, classify_status, parse_retry_after
+from modelrouter.retry import backoff
 from providers.base import Failure
+from providers.failures import classify_status, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -21,16 +22,16 @@ from providers.base import Failure
         (504, b"", Failure.SERVER),
         (529, b'{"type":"error","error":{"type":"overloaded_error"}}', Failure.SERVER),
         (429, b"", Failure.RATE_LIMIT),
-        (401, b"", Failure.AUTH),
-        (403, b"", Failure.AUTH),
-        (404, b"", Failure.AUTH),
+        (401, b"", Failure.MISCONFIGURED),
+        (403, b"", Failure.MISCONFIGURED),
+        (404, b"", Failure.MISCONFIGURED),
         (400, b'{"error":{"message":"bad temperature"}}', Failure.CLIENT),
         (413, b"", Failure.CLIENT),
         (422, b"", Failure.CLIENT),
         (400, b'{"error":{"code":"context_length_exceeded"}}', Failure.CONTEXT_LENGTH),
         (400, b"This model's maximum context length is 8192 tokens", Failure.CONTEXT_LENGTH),
         (400, b'{"error":{"message":"prompt is too long: 210000 tokens"}}', Failure.CONTEXT_LENGTH),
-        (405, b"", Failure.AUTH),
+        (405, b"", Failure.MISCONFIGURED),
     ],
 )
 def test_classify_status(status: int, body: bytes, expected: Failure) -> None:

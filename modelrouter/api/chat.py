@@ -14,15 +14,18 @@ from modelrouter.api.common import (
     error_response,
     read_body,
     request_id,
+    route_hints,
 )
 from modelrouter.api.sse import SSEResponse
-from modelrouter.dispatch import Outcome
+from modelrouter.dispatch import CLIENT_GONE, Outcome
 from modelrouter.errors import RouterError
 from modelrouter.registry import Plan
 from modelrouter.runtime import Runtime
 from providers.base import ChatRequest
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+CLIENT_CLOSED = 499
+"""Logged status of a stream whose client left before its end (nginx's convention)."""
 
 
 def served_headers(rid: str, out: Outcome) -> dict[str, str]:
@@ -58,19 +61,22 @@ async def respond(
         rt.log_request(
             rid,
             plan,
-            200,
+            CLIENT_CLOSED if done.cut == CLIENT_GONE else 200,
             started,
             done.attempts,
             out=done,
             stream=True,
-            error=error,
+            error=error or done.cut,
             via=via,
             body=body,
         )
 
+    def client_left() -> None:
+        out.client_gone = True
+
     events: AsyncIterator[bytes] = dispatcher.relay(request, out, on_end)
     headers.update(SSE_HEADERS)
-    return SSEResponse(events, headers)
+    return SSEResponse(events, headers, client_left)
 
 
 def chat_handler(rt: Runtime) -> Handler:
@@ -86,7 +92,8 @@ def chat_handler(rt: Runtime) -> Handler:
         try:
             check_key(http, keys)
             body = await read_body(http, limit, limit_mb)
-            request, plan = rt.prepare(body, http.headers.get("x-modelrouter-models"))
+            models, hops = route_hints(http)
+            request, plan = rt.prepare(body, models, hops=hops)
         except RouterError as err:
             return error_response(err, rid)
         return await respond(rt, rid, request, plan, started)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
 from providers.base import InvalidBody, decode_object
+from providers.http import HOPS_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -33,6 +34,26 @@ def request_id(request: Request) -> str:
     if rid and len(rid) <= 128 and rid.isprintable():
         return rid
     return new_request_id()
+
+
+MAX_HOPS = 5
+"""A request that has already passed through this many routers is refused (508):
+enough for gateways in front of gateways, few enough to stop a router calling itself."""
+
+
+def route_hints(request: Request) -> tuple[str | None, int]:
+    """The ``x-modelrouter-models`` list and the hop count; 508 for a routing loop."""
+    raw = request.headers.get(HOPS_HEADER)
+    hops = int(raw) if raw is not None and raw.isdigit() and len(raw) < 4 else 0
+    if hops >= MAX_HOPS:
+        raise RouterError(
+            508,
+            f"Routing loop: this request has already passed through {hops} routers "
+            f"({HOPS_HEADER}). Check that no upstream base_url points back at a router.",
+            type="server_error",
+            code="loop_detected",
+        )
+    return request.headers.get("x-modelrouter-models"), hops
 
 
 def check_key(request: Request, keys: list[bytes]) -> None:

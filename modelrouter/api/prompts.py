@@ -18,6 +18,7 @@ from modelrouter.api.common import (
     parse_json_object,
     read_body,
     request_id,
+    route_hints,
 )
 from modelrouter.errors import RouterError
 from modelrouter.prompts import prompt_chat_body
@@ -39,7 +40,8 @@ def prompt_handler(rt: Runtime) -> Handler:
             check_key(http, keys)
             body = parse_json_object(await read_body(http, limit, limit_mb))
             chat = prompt_chat_body(prompts, http.path_params["name"], body)
-            request, plan = rt.prepare(chat, http.headers.get("x-modelrouter-models"))
+            models, hops = route_hints(http)
+            request, plan = rt.prepare(chat, models, hops=hops)
         except RouterError as err:
             return error_response(err, rid)
         return await respond(rt, rid, request, plan, started)

@@ -8,7 +8,7 @@ watcher task and a done-callback, which measurably shortens time to first token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -20,12 +20,21 @@ async def _until_disconnect(receive: Receive) -> None:
 
 
 class SSEResponse(Response):
-    """Send each event of ``events`` as its own body chunk; stop if the client leaves."""
+    """Send each event of ``events`` as its own body chunk; stop if the client leaves.
+
+    ``on_disconnect`` runs when the client is seen leaving, before the stream stops.
+    """
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        on_disconnect: Callable[[], None] | None = None,
+    ) -> None:
         self.events = events
+        self.on_disconnect = on_disconnect
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -36,10 +45,18 @@ class SSEResponse(Response):
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    def _client_left(self, pump: asyncio.Future[None]) -> Callable[[asyncio.Future[None]], None]:
+        def done(watcher: asyncio.Future[None]) -> None:
+            if not watcher.cancelled() and not pump.done() and self.on_disconnect is not None:
+                self.on_disconnect()
+            pump.cancel()
+
+        return done
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.ensure_future(self._pump(send))
         watcher = asyncio.ensure_future(_until_disconnect(receive))
-        watcher.add_done_callback(lambda _: pump.cancel())
+        watcher.add_done_callback(self._client_left(pump))
         try:
             await pump
         except asyncio.CancelledError:

@@ -90,15 +90,19 @@ async def test_stream_tool_call(claude: AnthropicProvider, anthropic_up: FakeAnt
             Failure.RATE_LIMIT,
             429,
         ),
-        (status(401), Failure.AUTH, 401),
-        (status(403), Failure.AUTH, 403),
-        (status(404), Failure.AUTH, 404),
+        (status(401), Failure.MISCONFIGURED, 401),
+        (status(403), Failure.MISCONFIGURED, 403),
+        (status(404), Failure.MISCONFIGURED, 404),
         (
             status(400, error_body(400, "prompt is too long: 300000 tokens > 200000 maximum")),
             Failure.CONTEXT_LENGTH,
             400,
         ),
-        (status(400, error_body(400, "Your credit balance is too low")), Failure.AUTH, 400),
+        (
+            status(400, error_body(400, "Your credit balance is too low")),
+            Failure.MISCONFIGURED,
+            400,
+        ),
         (status(413), Failure.CLIENT, 413),
         (bad_json(), Failure.MALFORMED, None),
         (Refusal(), Failure.CONTENT_FILTER, None),
@@ -126,7 +130,7 @@ async def test_chat_errors(
     [
         (stream_error(after=0, message="Overloaded"), Failure.SERVER, 0),
         (stream_error(after=2, message="Overloaded"), Failure.SERVER, 3),
-        (cut_stream(after=1), Failure.CONNECT, 2),
+        (cut_stream(after=1), Failure.INTERRUPTED, 2),
         (status(529), Failure.SERVER, 0),
         (bad_json(), Failure.MALFORMED, 0),
     ],
@@ -169,7 +173,7 @@ async def test_probes(claude: AnthropicProvider, anthropic_up: FakeAnthropic) ->
     assert anthropic_up.requests[-1].json["max_tokens"] == 1
     with pytest.raises(ProviderError) as info:
         await claude.probe(Target("x", "claude-missing"), 5, "models")
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED
 
 
 async def test_wrong_key_and_v1_base_url(anthropic_up: FakeAnthropic) -> None:
@@ -180,6 +184,6 @@ async def test_wrong_key_and_v1_base_url(anthropic_up: FakeAnthropic) -> None:
             await p.probe(TARGET, 5, "models")
     finally:
         await p.aclose()
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED
     assert anthropic_up.requests[-1].path == "/v1/models/claude-fake"
     assert "sk-wrong-secret" not in info.value.message

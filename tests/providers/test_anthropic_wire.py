@@ -403,10 +403,10 @@ def test_error_event_after_content_is_a_server_failure() -> None:
     assert info.value.failure is Failure.SERVER
 
 
-def test_stream_without_message_stop_is_a_connection_failure() -> None:
+def test_stream_without_message_stop_is_interrupted() -> None:
     with pytest.raises(ProviderError) as info:
         run(TEXT_AND_TOOL[:-1])
-    assert info.value.failure is Failure.CONNECT
+    assert info.value.failure is Failure.INTERRUPTED
 
 
 def test_stream_refusal_before_content_can_fall_back() -> None:
@@ -433,11 +433,11 @@ def test_stream_refusal_before_content_can_fall_back() -> None:
             "input length and `max_tokens` exceed context limit: 1 + 2 > 3",
             Failure.CONTEXT_LENGTH,
         ),
-        (400, "Your credit balance is too low to access the Anthropic API.", Failure.AUTH),
-        (401, "invalid x-api-key", Failure.AUTH),
-        (402, "billing", Failure.AUTH),
-        (403, "permission", Failure.AUTH),
-        (404, "model: claude-nope", Failure.AUTH),
+        (400, "Your credit balance is too low to access the Anthropic API.", Failure.MISCONFIGURED),
+        (401, "invalid x-api-key", Failure.MISCONFIGURED),
+        (402, "billing", Failure.MISCONFIGURED),
+        (403, "permission", Failure.MISCONFIGURED),
+        (404, "model: claude-nope", Failure.MISCONFIGURED),
         (413, "Request exceeds the maximum allowed number of bytes.", Failure.CLIENT),
         (429, "Number of request tokens has exceeded your rate limit.", Failure.RATE_LIMIT),
         (500, "Internal server error", Failure.SERVER),

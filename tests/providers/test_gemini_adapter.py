@@ -95,8 +95,8 @@ async def test_stream_function_call_with_signature(
         (status(503), Failure.SERVER, 503),
         (status(500), Failure.SERVER, 500),
         (status(429, quota_body(37)), Failure.RATE_LIMIT, 429),
-        (status(403), Failure.AUTH, 403),
-        (status(404), Failure.AUTH, 404),
+        (status(403), Failure.MISCONFIGURED, 403),
+        (status(404), Failure.MISCONFIGURED, 404),
         (
             status(400, error_body(400, TOO_LONG)),
             Failure.CONTEXT_LENGTH,
@@ -130,7 +130,7 @@ async def test_chat_errors(
     [
         (stream_error(after=0, message="The model is overloaded."), Failure.SERVER, 0),
         (stream_error(after=2, message="The model is overloaded."), Failure.SERVER, 3),
-        (cut_stream(after=1), Failure.CONNECT, 2),
+        (cut_stream(after=1), Failure.INTERRUPTED, 2),
         (Blocked("SAFETY"), Failure.CONTENT_FILTER, 0),
         (status(503), Failure.SERVER, 0),
     ],
@@ -158,7 +158,7 @@ async def test_wrong_key_is_auth_not_client(gemini_up: FakeGemini) -> None:
     finally:
         await p.aclose()
     assert info.value.status == 400
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED
     assert "AIza-wrong-secret" not in info.value.message
 
 
@@ -181,4 +181,4 @@ async def test_probes(gem: GeminiProvider, gemini_up: FakeGemini) -> None:
     assert gemini_up.requests[-1].json["generationConfig"] == {"maxOutputTokens": 1}
     with pytest.raises(ProviderError) as info:
         await gem.probe(Target("x", "gemini-missing"), 5, "models")
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED

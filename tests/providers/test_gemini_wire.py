@@ -359,10 +359,10 @@ def test_stream_text_then_function_call() -> None:
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 14
 
 
-def test_stream_without_finish_reason_is_a_connection_failure() -> None:
+def test_stream_without_finish_reason_is_interrupted() -> None:
     with pytest.raises(ProviderError) as info:
         run([chunk([{"text": "Let me "}])])
-    assert info.value.failure is Failure.CONNECT
+    assert info.value.failure is Failure.INTERRUPTED
 
 
 def test_stream_error_chunk() -> None:
@@ -402,15 +402,15 @@ FAILED_PRECONDITION = orjson.dumps(
     ("status", "raw", "failure"),
     [
         (400, err(400, "Please use a valid role: user, model."), Failure.CLIENT),
-        (400, orjson.dumps(bad_key_body()), Failure.AUTH),
-        (400, FAILED_PRECONDITION, Failure.AUTH),
+        (400, orjson.dumps(bad_key_body()), Failure.MISCONFIGURED),
+        (400, FAILED_PRECONDITION, Failure.MISCONFIGURED),
         (
             400,
             err(400, f"The input token count (1200000) {TOO_MANY} allowed (1048576)."),
             Failure.CONTEXT_LENGTH,
         ),
-        (403, err(403, "Method doesn't allow unregistered callers"), Failure.AUTH),
-        (404, err(404, "models/x is not found for API version v1beta"), Failure.AUTH),
+        (403, err(403, "Method doesn't allow unregistered callers"), Failure.MISCONFIGURED),
+        (404, err(404, "models/x is not found for API version v1beta"), Failure.MISCONFIGURED),
         (429, orjson.dumps(quota_body()), Failure.RATE_LIMIT),
         (500, err(500, "An internal error has occurred."), Failure.SERVER),
         (503, err(503, "The model is overloaded. Please try again later."), Failure.SERVER),

@@ -107,7 +107,7 @@ async def test_refused_and_cut_and_garbage() -> None:
         origin = Origin(f"http://127.0.0.1:{st['port']}", "t")
         with pytest.raises(ProviderError) as info:
             await get(origin)
-        assert info.value.failure is Failure.CONNECT
+        assert info.value.failure is Failure.INTERRUPTED
 
     async with raw_server([b"NOT HTTP AT ALL\r\n\r\n"]) as st:
         origin = Origin(f"http://127.0.0.1:{st['port']}", "t")

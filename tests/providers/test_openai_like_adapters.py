@@ -77,7 +77,7 @@ CONTENT_FILTER_400 = {
         (status(400, CONTENT_FILTER_400), DEPLOYMENT, Failure.CONTENT_FILTER, 400),
         (status(429, None, {"retry-after-ms": "1500"}), DEPLOYMENT, Failure.RATE_LIMIT, 429),
         (status(500), DEPLOYMENT, Failure.SERVER, 500),
-        (None, Target("x", "no-such-deployment"), Failure.AUTH, 404),
+        (None, Target("x", "no-such-deployment"), Failure.MISCONFIGURED, 404),
     ],
 )
 async def test_azure_errors(
@@ -111,7 +111,7 @@ async def test_azure_wrong_key(azure_up: FakeAzure) -> None:
             await p.probe(DEPLOYMENT, 5, "models")
     finally:
         await p.aclose()
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED
     assert "wrong-secret" not in info.value.message
 
 
@@ -145,7 +145,7 @@ async def test_ollama_probe_checks_the_model_is_pulled(
     assert ollama_up.requests[-1].path == "/api/tags"
     with pytest.raises(ProviderError) as info:
         await ollama.probe(Target("x", "mistral"), 5, "models")
-    assert info.value.failure is Failure.AUTH
+    assert info.value.failure is Failure.MISCONFIGURED
     assert info.value.message.startswith("model mistral is not pulled on this Ollama server")
     await ollama.probe(LLAMA, 5, "chat")
 
@@ -153,7 +153,7 @@ async def test_ollama_probe_checks_the_model_is_pulled(
 async def test_ollama_chat_with_a_model_not_pulled(ollama: OllamaProvider) -> None:
     with pytest.raises(ProviderError) as info:
         await ollama.chat(ChatRequest.from_body({"messages": HI}), Target("x", "phi4"), 5)
-    assert (info.value.failure, info.value.status) == (Failure.AUTH, 404)
+    assert (info.value.failure, info.value.status) == (Failure.MISCONFIGURED, 404)
 
 
 # ---- presets, kinds and facts ----------------------------------------------------------
