@@ -42,6 +42,10 @@ class Attempt:
         }
 
 
+LOOP_DETECTED = 508
+"""HTTP's Loop Detected: the answer of a router that sees a request come back."""
+
+
 def skipped_attempts(plan: Plan) -> list[Attempt]:
     return [
         Attempt(e.name, e.provider.name, None, reason, 0.0, "skipped") for e, reason in plan.skipped
@@ -100,6 +104,16 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             code="rate_limited",
             extra=extra,
             headers=retry_after_header(min(waits) if waits else 1.0),
+        )
+    if any(a.status == LOOP_DETECTED for a in tried):
+        # An upstream router saw this request come back: pass the verdict on, so the
+        # routers above do not retry a loop (each retry would run the loop again).
+        return RouterError(
+            LOOP_DETECTED,
+            f"Routing loop: a model of {plan.route!r} is a router that sent the request back.",
+            type="server_error",
+            code="loop_detected",
+            extra=extra,
         )
     last = tried[-1]
     why = "request deadline reached" if deadline_hit else f"last error: {last.error}"

@@ -169,7 +169,9 @@ def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = Non
         problems = _validation_problems(err)
         _validate_providers(expanded.get("providers", {}), problems)
         raise ConfigError(problems, source) from None
-    settings = Settings.model_validate(loaded.model_dump())
+    # Only what was given (file or environment): defaults are filled in again, and
+    # `model_fields_set` keeps telling a given value from a default.
+    settings = Settings.model_validate(loaded.model_dump(exclude_unset=True))
     # An unset ``${KEY:-}`` leaves an empty string: that is "no key", not a key.
     settings.server.api_keys = [k for k in settings.server.api_keys if k]
     providers = _validate_providers(settings.providers, problems)

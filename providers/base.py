@@ -179,7 +179,12 @@ class ChatRequest:
         if members is None:
             body = {k: v for k, v in self.body.items() if _forwarded(k)}
             body["model"] = model
-            return [orjson.dumps(body)]
+            try:
+                return [orjson.dumps(body)]
+            except orjson.JSONEncodeError as err:
+                # Decoded fine but cannot be encoded (nested past orjson's 254 levels):
+                # what the client sent, so the client's 400, never the model's failure.
+                raise InvalidBody(f"Request body cannot be encoded: {err}") from None
         parts: list[bytes | memoryview] = [b"{"]
         for key, value in members.items():
             if _forwarded(key):

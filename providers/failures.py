@@ -96,6 +96,10 @@ def classify_status(status: int, body: bytes = b"") -> Failure:
         if any(marker in lowered for marker in _CONTEXT_MARKERS):
             return Failure.CONTEXT_LENGTH
         return Failure.CLIENT
+    if status == 508:
+        # Loop Detected: a router answered that this request came back to it. Trying
+        # again cannot help; the base URL points at a router that points back.
+        return Failure.MISCONFIGURED
     if status in _SERVER_STATUSES or status >= 500:
         return Failure.SERVER
     if 300 <= status < 500:

@@ -57,7 +57,7 @@ async def send_checked(
 ) -> Response:
     """Send a request; raise the classified error of a non-2xx answer."""
     resp = await origin.request(method, path, headers, body, connect_timeout)
-    if resp.status >= 400:
+    if not 200 <= resp.status < 300:
         try:
             raw = await resp.read(MAX_ERROR_BODY)
         finally:

@@ -20,6 +20,7 @@ from providers.base import ChatRequest, Completion, Failure, ProviderError, Prov
 from providers.failures import classify_status
 from providers.http import auth_headers, endpoint_label, hop_line, send_checked, sse_events
 from providers.lean import Body, Origin, Response
+from providers.openai_shapes import parse_sse
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -123,8 +124,7 @@ class OpenAIProvider:
                 if event == _DONE:
                     yield event
                     return
-                if event.startswith(b'data: {"error"'):
-                    raise stream_error(event, self.label)
+                check_event(event, self.label)
                 yield event
         finally:
             resp.release()
@@ -145,11 +145,35 @@ class OpenAIProvider:
             await self._read("GET", self._models_path(), b"", timeout)
 
 
-def stream_error(event: bytes, label: str) -> ProviderError:
-    """An error event inside an upstream stream, as a provider error."""
-    detail: Any = ""
+def check_event(event: bytes, label: str) -> None:
+    """Raise unless ``event``'s data is a chat chunk (a JSON object with ``choices``).
+
+    A stream is held to what a non-stream answer is held to: an event that is not
+    JSON (or not UTF-8) is a malformed answer, never relayed as if it were fine.
+    Events without data (comments, keep-alives) pass.
+    """
+    if event.startswith(b"data: ") and event.find(b"\n", 6) == len(event) - 2:
+        data = event[6:-2]  # the usual one-line event, without a second scan
+    else:
+        data = parse_sse(event)[1]
+        if not data:
+            return
     try:
-        detail = orjson.loads(event[6:]).get("error", {}).get("message", "")
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProviderError(
+            Failure.MALFORMED, f"upstream stream event is not valid JSON ({label})"
+        ) from None
+    if not isinstance(obj, dict):
+        raise ProviderError(Failure.MALFORMED, f"upstream stream event is not an object ({label})")
+    if "error" in obj:
+        raise stream_error(obj, label)
+    if not isinstance(obj.get("choices"), list):
+        raise ProviderError(Failure.MALFORMED, f"upstream stream chunk has no choices ({label})")
+
+
+def stream_error(obj: dict[str, Any], label: str) -> ProviderError:
+    """An error event inside an upstream stream, as a provider error."""
+    err = obj.get("error")
+    detail = err.get("message", "") if isinstance(err, dict) else err
     return ProviderError(Failure.SERVER, f"upstream stream error ({label}): {detail}"[:500])

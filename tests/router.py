@@ -55,11 +55,13 @@ def router_config(
 
 
 @contextmanager
-def run_router(config: LoadedConfig, *, probes: bool = False) -> Iterator[RunningRouter]:
-    """Serve ``config`` on a free port until the block ends."""
+def run_router(
+    config: LoadedConfig, *, probes: bool = False, port: int = 0
+) -> Iterator[RunningRouter]:
+    """Serve ``config`` on ``port`` (0: a free one) until the block ends."""
     app = create_app(config, probes=probes)
     runtime: Runtime = app.state.runtime
-    cfg = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    cfg = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(cfg)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -95,6 +95,7 @@ def chat_handler(rt: Runtime) -> Handler:
             models, hops = route_hints(http)
             request, plan = rt.prepare(body, models, hops=hops)
         except RouterError as err:
+            rt.log_failure(rid, None, err, started)
             return error_response(err, rid)
         return await respond(rt, rid, request, plan, started)
 

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelrouter.attempts import LOOP_DETECTED
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
 from providers.base import InvalidBody, decode_object
 from providers.http import HOPS_HEADER
@@ -47,7 +48,7 @@ def route_hints(request: Request) -> tuple[str | None, int]:
     hops = int(raw) if raw is not None and raw.isdigit() and len(raw) < 4 else 0
     if hops >= MAX_HOPS:
         raise RouterError(
-            508,
+            LOOP_DETECTED,
             f"Routing loop: this request has already passed through {hops} routers "
             f"({HOPS_HEADER}). Check that no upstream base_url points back at a router.",
             type="server_error",
@@ -58,8 +59,14 @@ def route_hints(request: Request) -> tuple[str | None, int]:
 
 def check_key(request: Request, keys: list[bytes]) -> None:
     """Raise 401 unless the bearer token matches one of ``keys`` (constant time)."""
+    if keys and not has_key(request, keys):
+        raise unauthorized()
+
+
+def has_key(request: Request, keys: list[bytes]) -> bool:
+    """Whether the bearer token matches one of ``keys`` (constant time; no keys: yes)."""
     if not keys:
-        return
+        return True
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     given = token.strip().encode() if scheme.lower() == "bearer" else b""
@@ -67,8 +74,7 @@ def check_key(request: Request, keys: list[bytes]) -> None:
     for key in keys:
         # Compare against every key, so timing says nothing about which one matched.
         ok |= hmac.compare_digest(given, key)
-    if not ok:
-        raise unauthorized()
+    return ok
 
 
 async def read_body(request: Request, limit: int, limit_mb: float) -> bytes:

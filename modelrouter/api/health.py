@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.api.common import Handler, json_response
+from modelrouter.api.common import Handler, has_key, json_response
 from modelrouter.health import Breaker
 from modelrouter.ranking import rank
 from modelrouter.runtime import Runtime
@@ -48,6 +48,26 @@ def health_report(rt: Runtime) -> dict[str, Any]:
     return {"status": "ok" if is_ready(rt) else "degraded", "models": models, "routes": routes}
 
 
+HIDDEN = "hidden: send an API key to see error details"
+
+
+def public_view(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without upstream error text (which names upstream hosts).
+
+    What an unauthenticated caller of ``/health`` sees when keys are configured:
+    states, breakers, ranks and latencies, but no messages.
+    """
+    models = {}
+    for name, snap in report["models"].items():
+        snap = dict(snap)
+        if snap.get("last_error"):
+            snap["last_error"] = {**snap["last_error"], "message": HIDDEN}
+        if snap.get("last_probe") and snap["last_probe"].get("error"):
+            snap["last_probe"] = {**snap["last_probe"], "error": HIDDEN}
+        models[name] = snap
+    return {**report, "models": models}
+
+
 def is_ready(rt: Runtime) -> bool:
     """Every route has at least one model whose breaker is not open."""
     tracker = rt.tracker
@@ -67,7 +87,10 @@ def health_handlers(rt: Runtime) -> tuple[Handler, Handler, Handler]:
         ready = is_ready(rt)
         return json_response({"ready": ready}, status=200 if ready else 503)
 
+    keys = [k.encode() for k in rt.settings.server.api_keys]
+
     async def health(http: Request) -> Response:
-        return json_response(health_report(rt))
+        report = health_report(rt)
+        return json_response(report if has_key(http, keys) else public_view(report))
 
     return healthz, readyz, health

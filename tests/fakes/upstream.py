@@ -94,6 +94,16 @@ class StreamError:
 
 
 @dataclass(frozen=True)
+class BadEvent:
+    """Stream ``after`` content chunks, then ``raw`` as one event, then finish cleanly.
+
+    With ``after=0``, ``raw`` is the first event (no role chunk before it)."""
+
+    after: int
+    raw: bytes
+
+
+@dataclass(frozen=True)
 class FirstChunkDelay:
     """Send stream headers at once but the first event only after ``seconds``."""
 
@@ -101,13 +111,15 @@ class FirstChunkDelay:
 
 
 Behaviour = (
-    Ok | Status | Hang | Drop | BadJson | NoChoices | CutStream | SlowStream | StreamError
-) | FirstChunkDelay
+    (Ok | Status | Hang | Drop | BadJson | NoChoices | CutStream | SlowStream | StreamError)
+    | FirstChunkDelay
+    | BadEvent
+)
 
 # Lower-case aliases so scripts read like prose: up.script(status(500), ok()).
 ok, status, hang, drop, bad_json, no_choices = Ok, Status, Hang, Drop, BadJson, NoChoices
 cut_stream, slow_stream = CutStream, SlowStream
-stream_error, first_chunk_delay = StreamError, FirstChunkDelay
+stream_error, first_chunk_delay, bad_event = StreamError, FirstChunkDelay, BadEvent
 
 
 def error_body(
@@ -296,8 +308,10 @@ class FakeUpstream:
 
     async def _record(self, request: web.Request) -> web.Response | None:
         headers = (await self.capture(request)).headers
-        if self.require_key and headers.get("authorization") != f"Bearer {self.require_key}":
-            msg = "Incorrect API key provided"
+        given = headers.get("authorization", "")
+        if self.require_key and given != f"Bearer {self.require_key}":
+            # Echoes the key it got, as real upstreams do: the router must redact it.
+            msg = f"Incorrect API key provided: {given.removeprefix('Bearer ')}"
             return self._json(error_body(msg, code="invalid_api_key"), 401)
         return None
 
@@ -378,6 +392,12 @@ class FakeUpstream:
             case StreamError(after=k, message=msg) if c.streaming:
                 c.error = error_body(msg, "server_error")
                 return await c.stream(request, pieces=_split(c.text, k + 1)[:k], end="error")
+            case BadEvent(after=0, raw=raw) if c.streaming:
+                return await c.stream(request, raw=raw)
+            case BadEvent(after=k, raw=raw) if c.streaming:
+                return await c.stream(request, pieces=_split(c.text, k + 1)[:k], tail=raw)
+            case BadEvent(raw=raw):
+                return self._json(raw)
             case StreamError(message=msg):
                 return self._json(error_body(msg, "server_error"), 500)
             case SlowStream(chunks=n, interval=s):
@@ -444,6 +464,7 @@ class _Completion:
         interval: float = 0.0,
         first_delay: float = 0.0,
         end: Literal["done", "cut", "error"] = "done",
+        tail: bytes = b"",
     ) -> web.StreamResponse:
         """Write the SSE answer, one write per event; ``raw`` replaces the content events."""
         up = self.up
@@ -466,6 +487,8 @@ class _Completion:
                 await resp.write(_sse(self.error))
                 await resp.write_eof()
                 return resp
+            if tail:
+                await resp.write(tail)
             await resp.write(_sse(self.chunk({}, "stop")))
             if self.include_usage:
                 usage = {
