@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 
+from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Outcome
 from modelrouter.errors import RouterError
 from modelrouter.runtime import Runtime
 from tests.router import router_config
@@ -154,3 +156,30 @@ async def test_stream_records_time_to_first_token_and_total_latency() -> None:
     ttft, total = snap["ttft_ms"]["p50"], snap["latency_ms"]["p50"]
     assert 25 <= ttft < 100
     assert total >= ttft + 20 * (len(events) - 4)  # every gap after the first event
+
+
+@pytest.mark.parametrize(("client_gone", "cut"), [(True, CLIENT_GONE), (False, SHUTDOWN_CUT)])
+async def test_a_stream_abandoned_by_our_side_is_logged_as_such_and_leaves_health_alone(
+    client_gone: bool, cut: str
+) -> None:
+    rt = runtime({"a": {"kind": "simulated", "chunk_ms": 50}}, ["a"])
+    request, plan = rt.prepare({**BODY, "stream": True})
+    out = await rt.dispatcher.open_stream(request, plan)
+    ended: list[Outcome] = []
+    relay = rt.dispatcher.relay(request, out, lambda o, e: ended.append(o))
+
+    async def consume() -> None:
+        async for _ in relay:
+            pass
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.08)  # the first event and one more are through
+    # The HTTP surface marks a leaving client; a shutdown past the drain window cancels.
+    out.client_gone = client_gone
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended == [out] and out.cut == cut
+    snap = rt.tracker.snapshot("a")
+    assert snap["totals"] == {"requests": 0, "failures": 0}
+    assert snap["latency_ms"]["p50"] is None and snap["last_error"] is None
