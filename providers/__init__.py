@@ -1,10 +1,21 @@
 """Provider kinds: ``kind`` string → adapter class, and :func:`build`.
 
-Adding a vendor means adding a module with a class that satisfies
-:class:`providers.base.Provider` and listing it in :data:`KINDS`.
+The built-in kinds are listed here. A package of its own can add kinds without
+touching this file: it declares an entry point in the ``modelrouter.providers``
+group whose object is a class satisfying :class:`providers.base.Provider` (its
+``kind`` is the name a config uses), e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."modelrouter.providers"]
+    bedrock = "modelrouter_bedrock:BedrockProvider"
+
+A built-in kind cannot be replaced this way; a plug-in that fails to load is
+reported on stderr and left out.
 """
 
 from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
 
 from providers.anthropic import AnthropicProvider
 from providers.azure import AzureProvider
@@ -25,8 +36,30 @@ _CLASSES: tuple[type[Provider], ...] = (
     *PRESET_CLASSES,
 )
 
+ENTRY_POINT_GROUP = "modelrouter.providers"
+
+
+def _plugins(builtin: set[str]) -> dict[str, type[Provider]]:
+    found: dict[str, type[Provider]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            kind = cls.kind
+        except Exception as err:  # a broken plug-in must not stop the router
+            print(f"modelrouter: provider plug-in {ep.value!r} not loaded: {err}", file=sys.stderr)
+            continue
+        if kind in builtin:
+            print(
+                f"modelrouter: plug-in {ep.value!r} cannot replace kind {kind!r}", file=sys.stderr
+            )
+            continue
+        found[kind] = cls
+    return found
+
+
 KINDS: dict[str, type[Provider]] = {cls.kind: cls for cls in _CLASSES}
-"""Every provider kind a config may name."""
+"""Every provider kind a config may name: the built-in ones, then plug-ins."""
+KINDS.update(_plugins(set(KINDS)))
 
 
 def options_model_for(kind: str) -> type[ProviderOptions] | None:
