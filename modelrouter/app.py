@@ -22,6 +22,7 @@ from modelrouter.api.health import health_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.errors import RouterError
+from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp_server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
@@ -88,17 +89,19 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> Route
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
-    list_models, get_model = models_handlers(rt)
-    healthz, readyz, health = health_handlers(rt)
+    door = FrontDoor(rt)
+    max_body_mb = rt.settings.server.max_body_mb
+    list_models, get_model = models_handlers(door)
+    healthz, readyz, health = health_handlers(door)
     # Plain Starlette routes: no dependency injection or body models on the hot path.
-    chat = chat_handler(rt)
+    chat = chat_handler(door, max_body_mb)
     app.router.add_route(CHAT_PATH, chat, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
     app.router.add_route("/v1/models/{model_id:path}", get_model, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
-    app.router.add_route("/v1/prompts/{name}", prompt_handler(rt), methods=["POST"])
+    app.router.add_route("/v1/prompts/{name}", prompt_handler(door, max_body_mb), methods=["POST"])
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

@@ -9,41 +9,37 @@ router's logs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-from modelrouter.errors import RouterError
+from modelrouter.errors import Attempt, RouterError
 from modelrouter.registry import ModelEntry, Plan
 from providers.base import Failure, ProviderError
 
-
-@dataclass(slots=True)
-class Attempt:
-    """One try of one model, as shown in the trail (no secrets in ``error``)."""
-
-    model: str
-    provider: str
-    status: int | None
-    error: str | None
-    duration_ms: float
-    outcome: str
-    """``"ok"``, a :class:`Failure` value, or ``"skipped"``."""
-    retry_after: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form used in error bodies, logs and MCP results."""
-        return {
-            "model": self.model,
-            "provider": self.provider,
-            "status": self.status,
-            "error": self.error,
-            "duration_ms": round(self.duration_ms, 2),
-            "outcome": self.outcome,
-        }
+__all__ = [
+    "LOOP_DETECTED",
+    "Attempt",
+    "client_error",
+    "exhausted",
+    "internal_error",
+    "loop_detected",
+    "retry_after_header",
+    "skipped_attempts",
+]
 
 
 LOOP_DETECTED = 508
 """HTTP's Loop Detected: the answer of a router that sees a request come back."""
+
+
+def loop_detected(hops: int) -> RouterError:
+    """508 for a request that has passed through ``hops`` routers already."""
+    return RouterError(
+        LOOP_DETECTED,
+        f"Routing loop: this request has already passed through {hops} routers "
+        "(x-modelrouter-hops). Check that no upstream base_url points back at a router.",
+        type="server_error",
+        code="loop_detected",
+    )
 
 
 def skipped_attempts(plan: Plan) -> list[Attempt]:
@@ -60,7 +56,7 @@ def client_error(err: ProviderError, entry: ModelEntry, attempts: list[Attempt])
         err.message,
         type="invalid_request_error",
         raw_body=body,
-        extra={"attempts": [a.as_dict() for a in attempts]},
+        attempts=attempts,
         headers={"x-modelrouter-model": entry.name, "x-modelrouter-attempts": str(len(attempts))},
     )
 
@@ -72,13 +68,13 @@ def internal_error(attempts: list[Attempt]) -> RouterError:
         "Internal error in modelrouter; the details are in its log.",
         type="server_error",
         code="internal_error",
-        extra={"attempts": [a.as_dict() for a in attempts]},
+        attempts=attempts,
     )
 
 
 def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> RouterError:
     """The error for a request that no candidate served."""
-    extra: dict[str, Any] = {"attempts": [a.as_dict() for a in attempts]}
+    extra: dict[str, Any] = {}
     if plan.notes:
         # Why some models were ranked last (breaker open until ..., cooling down ...).
         extra["ranking"] = dict(plan.notes)
@@ -90,6 +86,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             f"No model of {plan.route!r} could be tried ({why}).",
             type="server_error",
             code="no_available_model",
+            attempts=attempts,
             extra=extra,
             # Every model was skipped for what the request needs (context, tools,
             # images): the same request will be skipped again.
@@ -102,6 +99,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             f"Every model of {plan.route!r} is rate limited; retry later.",
             type="rate_limit_error",
             code="rate_limited",
+            attempts=attempts,
             extra=extra,
             headers=retry_after_header(min(waits) if waits else 1.0),
         )
@@ -113,6 +111,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
             f"Routing loop: a model of {plan.route!r} is a router that sent the request back.",
             type="server_error",
             code="loop_detected",
+            attempts=attempts,
             extra=extra,
         )
     last = tried[-1]
@@ -122,6 +121,7 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
         f"All models of {plan.route!r} failed after {len(tried)} attempts ({why}).",
         type="upstream_error",
         code="all_models_failed",
+        attempts=attempts,
         extra=extra,
     )
 

@@ -6,9 +6,37 @@ MCP tools turn the same errors into error results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one model, as shown in the trail (no secrets in ``error``)."""
+
+    model: str
+    provider: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+    outcome: str
+    """``"ok"``, a :class:`Failure` value, or ``"skipped"``."""
+    retry_after: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form used in error bodies, logs and MCP results."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 2),
+            "outcome": self.outcome,
+        }
+
 
 RETRYABLE = frozenset({408, 409, 429, 503, 504})
 """Statuses a client may retry as they are (429 and 503 with a ``Retry-After``)."""
@@ -33,6 +61,7 @@ class RouterError(Exception):
         extra: dict[str, Any] | None = None,
         raw_body: bytes | None = None,
         should_retry: bool | None = None,
+        attempts: Sequence[Attempt] = (),
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -41,6 +70,8 @@ class RouterError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self.attempts = attempts
+        """The attempt trail, typed; rendered as ``error.attempts``."""
         if should_retry is None:
             should_retry = None if status in RETRYABLE else False
         if should_retry is not None:
@@ -60,6 +91,8 @@ class RouterError(Exception):
             "param": self.param,
             "code": self.code,
         }
+        if self.attempts:
+            err["attempts"] = [a.as_dict() for a in self.attempts]
         err.update(self.extra)
         return {"error": err}
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from modelrouter.api.health import health_report
 from modelrouter.attempts import Attempt
+from modelrouter.reports import health_report
 from modelrouter.runtime import Runtime
 
 
@@ -33,10 +33,9 @@ class AttemptInfo(BaseModel):
     outcome: str = Field(description='"ok", "skipped" or the failure class ("server", ...)')
 
     @classmethod
-    def of(cls, attempt: Attempt | dict[str, Any]) -> AttemptInfo:
-        """From a dispatcher attempt or its ``as_dict()`` form."""
-        data = attempt.as_dict() if isinstance(attempt, Attempt) else attempt
-        return cls.model_validate(data)
+    def of(cls, attempt: Attempt) -> AttemptInfo:
+        """From a dispatcher attempt."""
+        return cls.model_validate(attempt.as_dict())
 
 
 class Usage(BaseModel):

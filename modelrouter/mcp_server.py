@@ -34,11 +34,11 @@ from pydantic import Field
 from starlette.applications import Starlette
 
 from modelrouter import __version__
-from modelrouter.api.health import health_report
 from modelrouter.errors import RouterError
 from modelrouter.mcp_models import model_list, route_detail
 from modelrouter.mcp_tools import register_tools
 from modelrouter.prompts import check_variables, fill, prompt_variables
+from modelrouter.reports import health_report
 from modelrouter.runtime import Runtime
 from modelrouter.settings import PromptSettings, ServerSettings
 

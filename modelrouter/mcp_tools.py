@@ -16,7 +16,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from modelrouter.api.health import health_report
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.mcp_chat import ProgressReporter, chat_body, compare_one, run_chat
 from modelrouter.mcp_models import (
@@ -29,6 +28,7 @@ from modelrouter.mcp_models import (
     ModelList,
     model_list,
 )
+from modelrouter.reports import health_report
 from modelrouter.runtime import Runtime
 
 Ctx = Context[Any, Any]
@@ -44,7 +44,7 @@ def error_result(err: RouterError) -> CallToolResult:
     content against the tool's output schema, error results included.
     """
     lines = [f"Error {err.status} ({err.code or err.type}): {err.message}"]
-    attempts = [AttemptInfo.of(a) for a in err.extra.get("attempts", [])]
+    attempts = [AttemptInfo.of(a) for a in err.attempts]
     if attempts:
         lines.append("Attempts:")
     for a in attempts:

@@ -181,7 +181,7 @@ class Runtime:
         via: str = "http",
     ) -> None:
         """Queue the access-log line of a request that ended in an error."""
-        attempts = err.extra.get("attempts", [])
+        attempts = err.attempts
         self.log.emit(
             {
                 "request_id": rid,
@@ -190,7 +190,7 @@ class Runtime:
                 "status": err.status,
                 "stream": stream,
                 "latency_ms": round((self.dispatcher.now() - started) * 1000, 2),
-                "attempts": [f"{a['model']}:{a['outcome']}" for a in attempts],
+                "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
                 "error": err.code or err.type,
             }
         )

@@ -42,7 +42,7 @@ async def test_max_attempts_caps_the_whole_request() -> None:
     with pytest.raises(RouterError) as info:
         await run(rt)
     assert info.value.status == 502
-    assert [a["model"] for a in info.value.extra["attempts"]] == ["a", "b"]
+    assert [a.model for a in info.value.attempts] == ["a", "b"]
 
 
 async def test_same_model_retry_comes_after_other_candidates() -> None:
@@ -58,7 +58,7 @@ async def test_same_model_retry_comes_after_other_candidates() -> None:
     )
     with pytest.raises(RouterError) as info:
         await run(rt)
-    names = [a["model"] for a in info.value.extra["attempts"]]
+    names = [a.model for a in info.value.attempts]
     assert names[:2] == ["a", "b"] and sorted(names[2:]) == ["a", "b"]
 
 
@@ -74,7 +74,7 @@ async def test_single_model_route_retries_after_backoff() -> None:
     with pytest.raises(RouterError) as info:
         await run(rt)
     took = time.perf_counter() - t0
-    assert len(info.value.extra["attempts"]) == 3
+    assert len(info.value.attempts) == 3
     assert took >= 2 * 0.025  # two backoffs of at least half the base (equal jitter)
 
 
@@ -90,7 +90,7 @@ async def test_deadline_ends_a_hanging_request() -> None:
         await run(rt)
     assert time.perf_counter() - t0 < 1.0
     assert "deadline" in info.value.message
-    assert info.value.extra["attempts"][0]["outcome"] == "timeout"
+    assert info.value.attempts[0].outcome == "timeout"
 
 
 async def test_short_retry_after_429_is_retried_on_same_model() -> None:
@@ -109,7 +109,7 @@ async def test_short_retry_after_429_is_retried_on_same_model() -> None:
     with pytest.raises(RouterError) as info:
         await run(rt)
     assert info.value.status == 429
-    assert [a["outcome"] for a in info.value.extra["attempts"]] == ["rate_limit", "rate_limit"]
+    assert [a.outcome for a in info.value.attempts] == ["rate_limit", "rate_limit"]
     assert info.value.headers["Retry-After"] == "1"
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLUGIN = '''
+PLUGIN = """
 from typing import ClassVar
 
 from providers.simulated import SimulatedOptions, SimulatedProvider
@@ -24,7 +24,7 @@ class EchoProvider(SimulatedProvider):
 
 class Impostor(SimulatedProvider):
     kind: ClassVar[str] = "openai"
-'''
+"""
 
 CONFIG = """
 [providers.e]

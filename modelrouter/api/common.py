@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import os
 from collections.abc import Awaitable, Callable
@@ -12,8 +11,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.attempts import LOOP_DETECTED
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
+from modelrouter.frontdoor import Call, FrontDoor
 from providers.base import InvalidBody, decode_object
 from providers.http import HOPS_HEADER
 
@@ -37,48 +36,40 @@ def request_id(request: Request) -> str:
     return new_request_id()
 
 
-MAX_HOPS = 5
-"""A request that has already passed through this many routers is refused (508):
-enough for gateways in front of gateways, few enough to stop a router calling itself."""
+def bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
-def route_hints(request: Request) -> tuple[str | None, int]:
-    """The ``x-modelrouter-models`` list and the hop count; 508 for a routing loop."""
+def hops_of(request: Request) -> int:
+    """The ``x-modelrouter-hops`` count a request arrived with (0 if none or unreadable)."""
     raw = request.headers.get(HOPS_HEADER)
-    hops = int(raw) if raw is not None and raw.isdigit() and len(raw) < 4 else 0
-    if hops >= MAX_HOPS:
-        raise RouterError(
-            LOOP_DETECTED,
-            f"Routing loop: this request has already passed through {hops} routers "
-            f"({HOPS_HEADER}). Check that no upstream base_url points back at a router.",
-            type="server_error",
-            code="loop_detected",
-        )
-    return request.headers.get("x-modelrouter-models"), hops
+    ok = raw is not None and raw.isascii() and raw.isdigit() and len(raw) < 4
+    return int(raw) if ok and raw is not None else 0
 
 
-def check_key(request: Request, keys: list[bytes]) -> None:
-    """Raise 401 unless the bearer token matches one of ``keys`` (constant time)."""
-    if keys and not has_key(request, keys):
+def call_of(request: Request, door: FrontDoor) -> Call:
+    """Who is calling over HTTP, as the front door needs to know it."""
+    return Call(
+        surface="http",
+        request_id=request_id(request),
+        started=door.now(),
+        credential=bearer(request),
+        models_header=request.headers.get("x-modelrouter-models"),
+        hops=hops_of(request),
+    )
+
+
+def check_key(request: Request, door: FrontDoor) -> None:
+    """Raise 401 unless the request carries an accepted key."""
+    if not door.authenticate(bearer(request)):
         raise unauthorized()
 
 
-def has_key(request: Request, keys: list[bytes]) -> bool:
-    """Whether the bearer token matches one of ``keys`` (constant time; no keys: yes)."""
-    if not keys:
-        return True
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    given = token.strip().encode() if scheme.lower() == "bearer" else b""
-    ok = False
-    for key in keys:
-        # Compare against every key, so timing says nothing about which one matched.
-        ok |= hmac.compare_digest(given, key)
-    return ok
-
-
-async def read_body(request: Request, limit: int, limit_mb: float) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+async def read_body(request: Request, limit_mb: float) -> bytes:
+    """The request body, refusing anything over ``limit_mb`` before reading it all."""
+    limit = int(limit_mb * 1024 * 1024)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit_mb)

@@ -2,95 +2,25 @@
 
 from __future__ import annotations
 
-import random
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.api.common import Handler, has_key, json_response
-from modelrouter.health import Breaker
-from modelrouter.ranking import rank
-from modelrouter.runtime import Runtime
+from modelrouter.api.common import Handler, bearer, json_response
+from modelrouter.frontdoor import FrontDoor
 
 
-def health_report(rt: Runtime) -> dict[str, Any]:
-    """Every model's health and its rank in each route, as served by ``GET /health``."""
-    reg = rt.registry
-    tracker = rt.tracker
-    models: dict[str, Any] = {}
-    for name, entry in reg.models.items():
-        snap = dict(tracker.snapshot(name))
-        snap["provider"] = entry.provider.name
-        snap["ranks"] = {}
-        models[name] = snap
-    routes: dict[str, Any] = {}
-    for route, members in reg.routes.items():
-        # A fixed-seed ranking: what an "ordered" request would see now, without
-        # consuming the live random stream or slow-start draws.
-        order, notes = rank(
-            members,
-            strategy="ordered",
-            weights=reg.weights,
-            tracker=tracker,
-            rng=random.Random(0),
-            probing=reg.settings.health.probe != "none",
-        )
-        for i, m in enumerate(order, 1):
-            models[m]["ranks"][route] = i
-        routes[route] = {
-            "models": members,
-            "strategy": reg.strategies[route],
-            "order": order,
-            "notes": notes,
-            "ready": any(tracker.status(m).breaker is not Breaker.OPEN for m in members),
-        }
-    return {"status": "ok" if is_ready(rt) else "degraded", "models": models, "routes": routes}
-
-
-HIDDEN = "hidden: send an API key to see error details"
-
-
-def public_view(report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` without upstream error text (which names upstream hosts).
-
-    What an unauthenticated caller of ``/health`` sees when keys are configured:
-    states, breakers, ranks and latencies, but no messages.
-    """
-    models = {}
-    for name, snap in report["models"].items():
-        snap = dict(snap)
-        if snap.get("last_error"):
-            snap["last_error"] = {**snap["last_error"], "message": HIDDEN}
-        if snap.get("last_probe") and snap["last_probe"].get("error"):
-            snap["last_probe"] = {**snap["last_probe"], "error": HIDDEN}
-        models[name] = snap
-    return {**report, "models": models}
-
-
-def is_ready(rt: Runtime) -> bool:
-    """Every route has at least one model whose breaker is not open."""
-    tracker = rt.tracker
-    return all(
-        any(tracker.status(m).breaker is not Breaker.OPEN for m in members)
-        for members in rt.registry.routes.values()
-    )
-
-
-def health_handlers(rt: Runtime) -> tuple[Handler, Handler, Handler]:
-    """``/healthz``, ``/readyz`` and ``/health`` bound to one runtime."""
+def health_handlers(door: FrontDoor) -> tuple[Handler, Handler, Handler]:
+    """``/healthz``, ``/readyz`` and ``/health`` bound to one front door."""
 
     async def healthz(http: Request) -> Response:
         return json_response({"status": "ok"})
 
     async def readyz(http: Request) -> Response:
-        ready = is_ready(rt)
+        ready = door.ready()
         return json_response({"ready": ready}, status=200 if ready else 503)
 
-    keys = [k.encode() for k in rt.settings.server.api_keys]
-
     async def health(http: Request) -> Response:
-        report = health_report(rt)
-        return json_response(report if has_key(http, keys) else public_view(report))
+        # Upstream error text names upstream hosts: only for callers with a key.
+        return json_response(door.health(detailed=door.authenticate(bearer(http))))
 
     return healthz, readyz, health

@@ -2,7 +2,7 @@
 
 Body: ``{"variables": {...}, "stream": false, ...chat params}``. The answer is exactly
 what ``POST /v1/chat/completions`` would give for the filled-in prompt, streaming
-included, because it goes through the same :func:`modelrouter.api.chat.respond`.
+included, because it goes through the same front door and :func:`respond`.
 """
 
 from __future__ import annotations
@@ -11,40 +11,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelrouter.api.chat import respond
-from modelrouter.api.common import (
-    Handler,
-    check_key,
-    error_response,
-    parse_json_object,
-    read_body,
-    request_id,
-    route_hints,
-)
+from modelrouter.api.common import Handler, call_of, error_response, parse_json_object, read_body
 from modelrouter.errors import RouterError
-from modelrouter.prompts import prompt_chat_body
-from modelrouter.runtime import Runtime
+from modelrouter.frontdoor import FrontDoor
 
 
-def prompt_handler(rt: Runtime) -> Handler:
-    """Build the handler bound to one runtime."""
-    server = rt.settings.server
-    keys = [k.encode() for k in server.api_keys]
-    limit_mb = server.max_body_mb
-    limit = int(limit_mb * 1024 * 1024)
-    prompts = rt.settings.prompts
+def prompt_handler(door: FrontDoor, max_body_mb: float) -> Handler:
+    """Build the handler bound to one front door."""
 
     async def run_prompt(http: Request) -> Response:
-        rid = request_id(http)
-        started = rt.dispatcher.now()
+        call = call_of(http, door)
         try:
-            check_key(http, keys)
-            body = parse_json_object(await read_body(http, limit, limit_mb))
-            chat = prompt_chat_body(prompts, http.path_params["name"], body)
-            models, hops = route_hints(http)
-            request, plan = rt.prepare(chat, models, hops=hops)
+            door.admit(call)
+            body = parse_json_object(await read_body(http, max_body_mb))
+            chat = door.prompt_body(http.path_params["name"], body)
         except RouterError as err:
-            rt.log_failure(rid, None, err, started)
-            return error_response(err, rid)
-        return await respond(rt, rid, request, plan, started)
+            return error_response(door.refuse(call, err), call.request_id)
+        return await respond(door, call, chat)
 
     return run_prompt

@@ -1,0 +1,247 @@
+"""The front door: the one place that owns a request's life, whatever door it came by.
+
+Every surface (the HTTP endpoints, the MCP tools) translates its protocol into a
+chat body and a :class:`Call` (who is calling, by which door), hands both to
+:class:`FrontDoor`, and translates the result back. Everything in between happens
+here, in this order, for every surface alike: authentication, preparation (validate,
+resolve, rank), dispatch (fallback, retries, deadline), and the access-log record.
+Later stages of the gateway (permissions, limits, cost, metrics) belong here too,
+so that each is written once.
+
+A request ends as exactly one of two types: :class:`Completed` or :class:`Streaming`;
+a failure is a :class:`~modelrouter.errors.RouterError`, already logged when raised.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelrouter import reports
+from modelrouter.attempts import Attempt, loop_detected
+from modelrouter.dispatch import CLIENT_GONE, Observer, Outcome
+from modelrouter.errors import RouterError, bad_request, unauthorized
+from modelrouter.prompts import prompt_chat_body
+from modelrouter.registry import ModelEntry, Plan
+from modelrouter.runtime import Runtime
+from providers.base import ChatRequest, Completion
+
+CLIENT_CLOSED = 499
+"""Logged status of a stream whose client left before its end (nginx's convention)."""
+MAX_HOPS = 5
+"""A request that has already passed through this many routers is refused (508):
+enough for gateways in front of gateways, few enough to stop a router calling itself."""
+
+
+@dataclass(slots=True)
+class Call:
+    """Who is calling and by which door: what every record of the request names."""
+
+    surface: str
+    """``"http"`` or ``"mcp"``."""
+    request_id: str
+    started: float
+    """When the surface took the request in (the front door's clock, :meth:`FrontDoor.now`)."""
+    credential: str | None = None
+    """The API key the caller presented, if any (checked by :meth:`FrontDoor.authenticate`)."""
+    models_header: str | None = None
+    """An ad-hoc fallback list given outside the body (``x-modelrouter-models``)."""
+    hops: int = 0
+    """Routers this request passed through before this one."""
+
+
+@dataclass(slots=True)
+class Served:
+    """What every served request has: who answered and after which attempts."""
+
+    entry: ModelEntry
+    attempts: list[Attempt]
+
+    @property
+    def model(self) -> str:
+        """The configured name of the model that answered."""
+        return self.entry.name
+
+    @property
+    def provider(self) -> str:
+        """The provider of the model that answered."""
+        return self.entry.provider.name
+
+    @property
+    def tries(self) -> int:
+        """Attempts made (skipped models not counted)."""
+        return sum(a.outcome != "skipped" for a in self.attempts)
+
+
+@dataclass(slots=True)
+class Completed(Served):
+    """A finished answer (OpenAI ``chat.completion`` JSON in ``completion.body``)."""
+
+    completion: Completion = field(default_factory=lambda: Completion(b""))
+
+
+@dataclass(slots=True)
+class Streaming(Served):
+    """A committed stream: iterate ``events``; call :meth:`client_left` if the client goes."""
+
+    events: AsyncIterator[bytes] | None = None
+    outcome: Outcome | None = None
+
+    def client_left(self) -> None:
+        """The client went away: the stream is logged as such and spares the model's health."""
+        if self.outcome is not None:
+            self.outcome.client_gone = True
+
+
+class FrontDoor:
+    """Runs chat requests for every surface over one :class:`Runtime`."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._keys = [k.encode() for k in rt.settings.server.api_keys]
+        self.now = rt.dispatcher.now
+        """The clock every :class:`Call` is stamped with."""
+
+    @property
+    def open(self) -> bool:
+        """Whether requests need no key (none is configured)."""
+        return not self._keys
+
+    def authenticate(self, credential: str | None) -> bool:
+        """Whether ``credential`` is an accepted key (constant time; no keys: always)."""
+        if not self._keys:
+            return True
+        given = (credential or "").encode()
+        ok = False
+        for key in self._keys:
+            # Compare against every key, so timing says nothing about which one matched.
+            ok |= hmac.compare_digest(given, key)
+        return ok
+
+    def refuse(self, call: Call, err: RouterError) -> RouterError:
+        """Log a request the surface refused before it reached the door; return ``err``."""
+        self._log_failure(call, None, err, stream=False)
+        return err
+
+    async def chat(
+        self, call: Call, body: bytes | dict[str, Any], observer: Observer | None = None
+    ) -> Completed | Streaming:
+        """Run one chat request; a stream comes back committed to its first event."""
+        request, plan = self._admit(call, body)
+        dispatcher = self._rt.dispatcher
+        try:
+            if request.stream:
+                out = await dispatcher.open_stream(request, plan, observer)
+            else:
+                out = await dispatcher.complete(request, plan, observer)
+        except RouterError as err:
+            self._log_failure(call, plan, err, stream=request.stream)
+            raise
+        if out.completion is not None:
+            self._log(call, plan, out, 200, request=request)
+            return Completed(out.entry, out.attempts, completion=out.completion)
+
+        def on_end(done: Outcome, error: str | None) -> None:
+            status = CLIENT_CLOSED if done.cut == CLIENT_GONE else 200
+            self._log(call, plan, done, status, request=request, error=error or done.cut)
+
+        events = dispatcher.relay(request, out, on_end)
+        return Streaming(out.entry, out.attempts, events=events, outcome=out)
+
+    async def complete(
+        self, call: Call, body: dict[str, Any], observer: Observer | None = None
+    ) -> Completed:
+        """Run one chat request that must not stream (tools that return one answer)."""
+        if body.get("stream"):
+            err = bad_request("This way in answers in one piece: 'stream' must be false.")
+            raise self.refuse(call, err)
+        result = await self.chat(call, body, observer)
+        assert isinstance(result, Completed)  # a body without "stream" never streams
+        return result
+
+    def admit(self, call: Call) -> None:
+        """Raise unless the caller may come in: a known key, and not a routing loop."""
+        if not self.authenticate(call.credential):
+            raise unauthorized()
+        if call.hops >= MAX_HOPS:
+            raise loop_detected(call.hops)
+
+    def health(self, *, detailed: bool) -> dict[str, Any]:
+        """The health report; without ``detailed``, no upstream error text in it."""
+        report = reports.health_report(self._rt)
+        return report if detailed else reports.public_view(report)
+
+    def ready(self) -> bool:
+        """Whether every route has a model whose breaker is not open."""
+        return reports.is_ready(self._rt)
+
+    def model_objects(self) -> list[dict[str, Any]]:
+        """Every route and model as an OpenAI model object with router extras."""
+        return reports.model_objects(self._rt)
+
+    def prompt_body(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat body of configured prompt ``name`` filled from ``body`` (404 if unknown)."""
+        return prompt_chat_body(self._rt.settings.prompts, name, body)
+
+    def _admit(self, call: Call, body: bytes | dict[str, Any]) -> tuple[ChatRequest, Plan]:
+        try:
+            self.admit(call)
+            return self._rt.prepare(body, call.models_header, hops=call.hops)
+        except RouterError as err:
+            raise self.refuse(call, err) from None
+
+    def _log(
+        self,
+        call: Call,
+        plan: Plan,
+        out: Outcome,
+        status: int,
+        *,
+        request: ChatRequest,
+        error: str | None = None,
+    ) -> None:
+        rec = self._record(call, plan, status, out.attempts, stream=request.stream)
+        rec["model"] = out.entry.name
+        rec["provider"] = out.entry.provider.name
+        if out.usage:
+            rec["tokens"] = {
+                "prompt": out.usage.get("prompt_tokens"),
+                "completion": out.usage.get("completion_tokens"),
+            }
+        if error:
+            rec["error"] = error
+        if self._rt.log_bodies:
+            rec["messages"] = request.body.get("messages")
+            if out.completion is not None:
+                rec["answer"] = out.completion.body.decode("utf-8", "replace")
+        self._rt.log.emit(rec)
+
+    def _log_failure(
+        self, call: Call, plan: Plan | None, err: RouterError, *, stream: bool
+    ) -> None:
+        rec = self._record(call, plan, err.status, err.attempts, stream=stream)
+        rec["error"] = err.code or err.type
+        self._rt.log.emit(rec)
+
+    def _record(
+        self,
+        call: Call,
+        plan: Plan | None,
+        status: int,
+        attempts: Sequence[Attempt],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        return {
+            "request_id": call.request_id,
+            "via": call.surface,
+            "route": plan.route if plan else None,
+            "model": None,
+            "provider": None,
+            "status": status,
+            "stream": stream,
+            "latency_ms": round((self.now() - call.started) * 1000, 2),
+            "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
+        }
