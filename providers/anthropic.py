@@ -19,7 +19,8 @@ from pydantic import Field
 from providers.anthropic_reply import AnthropicStream, from_anthropic
 from providers.anthropic_wire import classify, to_anthropic
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.native import EnvKeyOptions, NativeProvider
+from providers.native import NativeProvider
+from providers.upstream import EnvKeyOptions
 
 
 class AnthropicOptions(EnvKeyOptions):

@@ -17,8 +17,8 @@ import orjson
 
 from providers.base import Failure, ProviderOptions, Target
 from providers.failures import classify_status
-from providers.native import EnvKeyOptions
 from providers.openai import OpenAIProvider
+from providers.upstream import EnvKeyOptions
 
 _DONE = b"data: [DONE]\n\n"
 

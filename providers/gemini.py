@@ -19,7 +19,8 @@ from urllib.parse import quote
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.gemini_reply import GeminiStream, from_gemini
 from providers.gemini_wire import classify, retry_delay, to_gemini
-from providers.native import EnvKeyOptions, NativeProvider
+from providers.native import NativeProvider
+from providers.upstream import EnvKeyOptions
 
 
 class GeminiOptions(EnvKeyOptions):

@@ -54,15 +54,17 @@ async def send_checked(
     body: Body,
     connect_timeout: float,
     classify: Classifier,
+    refine: Callable[[ProviderError], ProviderError] | None = None,
 ) -> Response:
-    """Send a request; raise the classified error of a non-2xx answer."""
+    """Send a request; raise the classified (and ``refine``-d) error of a non-2xx answer."""
     resp = await origin.request(method, path, headers, body, connect_timeout)
     if not 200 <= resp.status < 300:
         try:
             raw = await resp.read(MAX_ERROR_BODY)
         finally:
             resp.release()
-        raise status_error(resp.status, resp.headers, raw, origin.label, classify)
+        err = status_error(resp.status, resp.headers, raw, origin.label, classify)
+        raise refine(err) if refine is not None else err
     return resp
 
 

@@ -1,110 +1,37 @@
-"""Plumbing shared by the adapters that translate to a vendor's native API.
+"""What the adapters that translate to a vendor's own API add to :class:`HTTPProvider`.
 
-:class:`NativeProvider` owns the connection pool and the three kinds of call such an
-adapter makes (POST for JSON, POST for an event stream, GET for a probe), each
-wrapped so that every wire failure and error status becomes a classified
-:class:`ProviderError`. The vendor modules add only the translation.
-
-:class:`EnvKeyOptions` gives a provider kind an API key read from the vendor's usual
-environment variable when the config names none.
+The three kinds of call such an adapter makes (POST for JSON, POST for an event
+stream, GET for a probe), on decoded objects; every wire failure and error status
+is already a classified :class:`ProviderError` by then. The vendor modules add
+only the translation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncGenerator
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field, field_validator
 
-from providers.base import Failure, ProviderError, ProviderOptions
-from providers.failures import classify_status
-from providers.http import endpoint_label, hop_line, send_checked, sse_events
-from providers.lean import Origin, Response
+from providers.base import Failure, ProviderError
+from providers.http import sse_events
 from providers.openai_shapes import client_error, malformed, parse_sse
+from providers.upstream import HTTPProvider
 
 
-class EnvKeyOptions(ProviderOptions):
-    """Options whose ``api_key`` defaults to the first set variable of ``key_env``.
+class NativeProvider(HTTPProvider):
+    """Base class of adapters that translate to a vendor's own JSON API."""
 
-    The variable is read from the process environment when the config is validated.
-    With ``key_required``, a missing key is a config error (a hosted API cannot
-    answer without one); ``api_key = ""`` says "no key" on purpose.
-    """
-
-    key_env: ClassVar[tuple[str, ...]] = ()
-    key_required: ClassVar[bool] = True
-
-    api_key: str | None = Field(None, validate_default=True)
-
-    @field_validator("api_key")
-    @classmethod
-    def _key_from_env(cls, value: str | None) -> str | None:
-        if value is not None:
-            return value
-        for var in cls.key_env:
-            if os.environ.get(var):
-                return os.environ[var]
-        if cls.key_required and cls.key_env:
-            names = " or ".join(f"${v}" for v in cls.key_env)
-            raise ValueError(f"not given, and {names} is not set")
-        return None
-
-
-class NativeProvider:
-    """Base class: connections, timeouts and error mapping for a native vendor API."""
-
-    kind: ClassVar[str]
-    options_model: ClassVar[type[ProviderOptions]]
-    vendor: ClassVar[str] = "upstream"
-    """Vendor name used in error messages."""
-
-    def __init__(self, name: str, base_url: str, headers: dict[str, str]) -> None:
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.label = endpoint_label(self.base_url)
-        self.origin = Origin(self.base_url, self.label)
-        self._header_lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-
-    async def start(self) -> None:
-        """Connections open on first use."""
-
-    async def aclose(self) -> None:
-        """Close idle connections."""
-        self.origin.close()
-
-    def classify(self, status: int, body: bytes) -> Failure:
-        """Failure class of an error answer; vendors refine the generic table."""
-        return classify_status(status, body)
-
-    def refine(self, err: ProviderError) -> ProviderError:
-        """Add what only the vendor's error body tells (e.g. a retry delay)."""
-        return err
-
-    async def _send(
-        self, method: str, url: str, body: bytes, connect: float, hops: int = 1
-    ) -> Response:
+    def _path_of(self, url: str) -> str:
         parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = self._header_lines + hop_line(hops)
-        try:
-            return await send_checked(
-                self.origin, method, path, headers, body, connect, self.classify
-            )
-        except ProviderError as err:
-            raise self.refine(err) from None
+        return parts.path + (f"?{parts.query}" if parts.query else "")
 
     async def _json(
         self, method: str, url: str, body: bytes, connect: float, hops: int = 1
     ) -> dict[str, Any]:
-        resp = await self._send(method, url, body, connect, hops)
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
+        raw = await self._read(method, self._path_of(url), body, connect, hops)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -140,7 +67,8 @@ class NativeProvider:
         self, url: str, payload: dict[str, Any], connect_timeout: float, hops: int = 1
     ) -> AsyncGenerator[dict[str, Any], None]:
         """POST ``payload`` and yield the JSON object of each SSE event as it arrives."""
-        resp = await self._send("POST", url, self._encode(payload), connect_timeout, hops)
+        path = self._path_of(url)
+        resp = await self._send("POST", path, self._encode(payload), connect_timeout, hops)
         try:
             ctype = resp.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):

@@ -10,17 +10,15 @@ upstream's bytes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import orjson
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.failures import classify_status
-from providers.http import auth_headers, endpoint_label, hop_line, send_checked, sse_events
-from providers.lean import Body, Origin, Response
+from providers.http import auth_headers, sse_events
 from providers.openai_shapes import parse_sse
+from providers.upstream import HTTPProvider
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -43,34 +41,16 @@ def parse_completion(raw: bytes, label: str) -> Completion:
     return Completion(body=raw, usage=usage if isinstance(usage, dict) else None)
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """Adapter for the OpenAI Chat Completions wire format."""
 
     kind: ClassVar[str] = "openai"
     options_model: ClassVar[type[ProviderOptions]] = OpenAIOptions
 
     def __init__(self, name: str, options: ProviderOptions) -> None:
-        self.name = name
-        self.base_url = (options.base_url or "").rstrip("/")
-        self.label = endpoint_label(self.base_url)
-        self.prefix = urlsplit(self.base_url).path
-        """The base URL's path (``/v1``): every request path starts with it."""
-        self._set_headers(auth_headers(options.api_key, options.headers))
-        self.origin = Origin(self.base_url, self.label)
-
-    def _set_headers(self, headers: dict[str, str]) -> None:
-        # Kept as ready-made header lines: the request is written in one piece.
-        self._header_lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-
-    async def start(self) -> None:
-        """Connections open on first use."""
-
-    async def aclose(self) -> None:
-        """Close idle connections."""
-        self.origin.close()
-
-    classify = staticmethod(classify_status)
-    """Failure class of an error answer (compatible servers refine the generic table)."""
+        super().__init__(
+            name, options.base_url or "", auth_headers(options.api_key, options.headers)
+        )
 
     def _path(self, target: Target) -> str:
         """Where chat completions for ``target`` go."""
@@ -79,26 +59,6 @@ class OpenAIProvider:
     def _models_path(self) -> str:
         """The free list call used by ``probe = "models"``."""
         return self.prefix + "/models"
-
-    def _send(
-        self, method: str, path: str, body: Body, connect: float, hops: int = 1
-    ) -> Awaitable[Response]:
-        """Send a request; raise the classified error of a non-2xx answer.
-
-        ``hops`` is the request's hop count as the upstream will see it (loop guard).
-        """
-        # Hands back send_checked's coroutine: no extra frame on the hot path.
-        headers = self._header_lines + hop_line(hops)
-        return send_checked(self.origin, method, path, headers, body, connect, self.classify)
-
-    async def _read(
-        self, method: str, path: str, body: Body, connect: float, hops: int = 1
-    ) -> bytes:
-        resp = await self._send(method, path, body, connect, hops)
-        try:
-            return await resp.read()
-        finally:
-            resp.release()
 
     async def chat(
         self, request: ChatRequest, target: Target, connect_timeout: float

@@ -14,8 +14,8 @@ from typing import ClassVar
 from pydantic import ConfigDict
 
 from providers.base import ProviderOptions
-from providers.native import EnvKeyOptions
 from providers.openai import OpenAIProvider
+from providers.upstream import EnvKeyOptions
 
 
 @dataclass(frozen=True, slots=True)
