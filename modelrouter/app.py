@@ -60,7 +60,7 @@ class RouterApp:
         await self.app(scope, receive, send)
 
 
-def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> RouterApp:
+def create_app(config: config_mod.LoadedConfig) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan."""
     rt = Runtime(config)
     mcp = build_mcp_server(rt)
@@ -69,7 +69,7 @@ def create_app(config: config_mod.LoadedConfig, *, probes: bool = True) -> Route
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_malloc()
-        await rt.start(probes=probes)
+        await rt.start()
         # Everything built so far lives until shutdown: move it out of the collector's
         # way. Full collections over these objects caused the p99 spikes under load.
         gc.collect()

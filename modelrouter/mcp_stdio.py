@@ -22,7 +22,7 @@ async def serve_stdio(cfg: LoadedConfig) -> None:
     """Start the runtime, serve MCP on stdin/stdout until EOF, then close the runtime."""
     rt = Runtime(cfg, log=AccessLog(sys.stderr))
     mcp = build_mcp_server(rt, auth=False)
-    await rt.start(probes=True)
+    await rt.start()
     try:
         await mcp.run_stdio_async()
     finally:

@@ -9,7 +9,7 @@ came in by.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -33,26 +33,23 @@ class Runtime:
         config: LoadedConfig,
         *,
         log: AccessLog | None = None,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
         self.registry = Registry(config)
         self.tracker: HealthTracker = self.registry.tracker
         self.redactor = Redactor(config_secrets(config))
-        self.dispatcher = Dispatcher(
-            self.settings.router, self.tracker, clock=clock, redactor=self.redactor
-        )
+        self.dispatcher = Dispatcher(self.settings.router, self.tracker, redactor=self.redactor)
         self.log = log or AccessLog()
         self.probes: ProbeLoop | None = None
         self.log_bodies = self.settings.server.log_bodies
 
-    async def start(self, *, probes: bool = True) -> None:
-        """Open connection pools, start the log writer and the probe loop."""
+    async def start(self) -> None:
+        """Open connection pools, start the log writer and (unless ``probe = "none"``) probes."""
         await self.registry.start()
         self.log.start()
         h = self.settings.health
-        if probes and h.probe != "none" and self.registry.models:
+        if h.probe != "none" and self.registry.models:
             targets = {
                 name: self._redacted(
                     partial(entry.provider.probe, entry.target, h.timeout_s, h.probe)

@@ -55,11 +55,9 @@ def router_config(
 
 
 @contextmanager
-def run_router(
-    config: LoadedConfig, *, probes: bool = False, port: int = 0
-) -> Iterator[RunningRouter]:
+def run_router(config: LoadedConfig, *, port: int = 0) -> Iterator[RunningRouter]:
     """Serve ``config`` on ``port`` (0: a free one) until the block ends."""
-    app = create_app(config, probes=probes)
+    app = create_app(config)
     runtime: Runtime = app.state.runtime
     cfg = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(cfg)

@@ -95,7 +95,7 @@ def test_dead_primary_found_by_probes_and_traffic_returns_gradually(
     primary: FakeUpstream, backup: FakeUpstream
 ) -> None:
     cfg = config(primary, backup, probe="models", interval_s=0.1, slow_start_s=3)
-    with run_router(cfg, probes=True) as r:
+    with run_router(cfg) as r:
         r.runtime.registry.rng.seed(7)
         client = openai.OpenAI(base_url=r.base_url, api_key="x", max_retries=0)
         assert served(client) == ("primary", 1)

@@ -57,7 +57,7 @@ async def env() -> AsyncIterator[Env]:
         )
         log = io.StringIO()
         rt = Runtime(cfg, log=AccessLog(log))
-        await rt.start(probes=False)
+        await rt.start()
         try:
             yield Env(rt, build_mcp_server(rt), first, second, log)
         finally:

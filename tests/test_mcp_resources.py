@@ -39,7 +39,7 @@ async def server() -> AsyncIterator[MCPServer[Any]]:
         },
     )
     rt = Runtime(cfg)
-    await rt.start(probes=False)
+    await rt.start()
     try:
         yield build_mcp_server(rt)
     finally:
