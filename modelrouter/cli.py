@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
+from modelrouter import __version__
 from modelrouter import config as config_mod
 from modelrouter.config import ConfigError, LoadedConfig
 from modelrouter.registry import with_default_facts
+
+DESCRIPTION = (
+    "modelrouter: a health-aware LLM router. One OpenAI-compatible endpoint and one MCP "
+    "server in front of many models, with ordered fallback."
+)
+EPILOG = (
+    "The config is found at --config PATH, else $MODELROUTER_CONFIG, else "
+    "./modelrouter.toml; without one, every command uses the built-in demo config. "
+    "MODELROUTER_SECTION__KEY=value overrides a key "
+    "(e.g. MODELROUTER_SERVER__PORT=9000)."
+)
 
 
 def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
@@ -21,6 +36,33 @@ def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
         print(f"modelrouter: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     return cfg
+
+
+def _warn_startup(cfg: LoadedConfig) -> None:
+    """Print the config's start-up warnings (keys that expand to nothing, self-calls)."""
+    for line in config_mod.startup_warnings(cfg):
+        config_mod.warn(f"warning: {line}")
+
+
+def version() -> str:
+    """The installed package's version, else the source tree's."""
+    try:
+        return metadata.version("modelrouter")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain(text: str) -> str:
+    """Docstring text as a terminal shows it: reStructuredText roles and literals unwrapped."""
+    return _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", text))
+
+
+def _about(func: Callable[..., Any]) -> str:
+    return plain(inspect.getdoc(func) or "")
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -80,6 +122,7 @@ def models_table(cfg: LoadedConfig) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the config and print the resolved routes."""
     cfg = _load(args.config)
+    _warn_startup(cfg)
     print(f"config: {cfg.source}")
     print(f"listen: {cfg.settings.server.host}:{cfg.settings.server.port}")
     print(f"auth: {len(cfg.settings.server.api_keys)} API key(s)")
@@ -117,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if not server.api_keys:
         config_mod.warn("server.api_keys is empty: the API accepts requests without a key")
+    _warn_startup(cfg)
     config_mod.warn(
         f"serving {cfg.source} on http://{host}:{port}/v1 "
         f"(OpenAI API) and http://{host}:{port}/mcp (MCP)"
@@ -147,44 +191,67 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from modelrouter.mcp_stdio import run_stdio
 
     cfg = _load(args.config)
+    _warn_startup(cfg)
     run_stdio(cfg)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print a running server's health as a table."""
-    from modelrouter.status import print_status
+    """Print a running server's health as a table.
 
-    return print_status(args.url, args.api_key or os.environ.get("MODELROUTER_API_KEY"))
+    The server is ``--url``, else the address ``serve`` would listen on: the config's
+    ``[server]`` host and port (``--config``, environment overrides such as
+    ``MODELROUTER_SERVER__PORT``), with ``--host`` and ``--port`` winning. The key is
+    ``--api-key``, else ``$MODELROUTER_API_KEY``, else (for the config's own server only)
+    the config's first ``server.api_keys`` entry.
+    """
+    from modelrouter.status import print_status, server_url
+
+    key = args.api_key or os.environ.get("MODELROUTER_API_KEY")
+    url = args.url
+    if url is None:
+        cfg = _load(args.config)
+        url = server_url(cfg.settings.server, args.host, args.port)
+        if url is None:
+            print("modelrouter: [server] port is 0 (any free port): pass --url", file=sys.stderr)
+            return 2
+        key = key or next(iter(cfg.settings.server.api_keys), None)
+    return print_status(url, key)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="modelrouter", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="modelrouter", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"modelrouter {version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, func: Callable[[argparse.Namespace], int]) -> Any:
+        sp = sub.add_parser(name, help=summary, description=_about(func))
         sp.add_argument(
             "--config",
             help="TOML config (default: $MODELROUTER_CONFIG, "
             "./modelrouter.toml, else the built-in demo)",
         )
+        sp.set_defaults(func=func)
         return sp
 
-    serve = with_config(sub.add_parser("serve", help="run the HTTP server"))
+    serve = command("serve", "run the HTTP server (OpenAI API and MCP)", cmd_serve)
     serve.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: server.port, 8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.set_defaults(func=cmd_serve)
-    with_config(sub.add_parser("mcp", help="serve MCP over stdio")).set_defaults(func=cmd_mcp)
-    with_config(sub.add_parser("check", help="validate the config")).set_defaults(func=cmd_check)
-    with_config(sub.add_parser("models", help="list routes and models")).set_defaults(
-        func=cmd_models
+    command("mcp", "serve MCP over stdio", cmd_mcp)
+    command("check", "validate the config and print the resolved routes", cmd_check)
+    command("models", "list routes and models", cmd_models)
+    status = command("status", "a running server's health as a table", cmd_status)
+    status.add_argument(
+        "--url", help="server base URL (default: http://HOST:PORT from the config's [server])"
     )
-    status = sub.add_parser("status", help="a running server's health")
-    status.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL")
-    status.add_argument("--api-key", help="bearer key (default: $MODELROUTER_API_KEY)")
-    status.set_defaults(func=cmd_status)
+    status.add_argument("--host", help="server host (default: server.host)")
+    status.add_argument("--port", type=int, help="server port (default: server.port)")
+    status.add_argument(
+        "--api-key",
+        help="bearer key (default: $MODELROUTER_API_KEY, else the config's first api key)",
+    )
     return p
 
 

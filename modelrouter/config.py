@@ -7,6 +7,8 @@ from the file or the environment, so a secret cannot leak through an error.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 import re
 import sys
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,6 +26,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from modelrouter.settings import Settings
 from providers import options_model_for
 from providers.base import ProviderOptions
+from providers.native import EnvKeyOptions
+from providers.openai import OpenAIOptions
+from providers.presets import PRESETS
 
 ENV_PREFIX = "MODELROUTER_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -47,6 +53,9 @@ class LoadedConfig:
     source: str
     """The file path, or ``"built-in demo config"``."""
     is_demo: bool = False
+    warnings: tuple[str, ...] = ()
+    """Start-up notices about a config that is valid but probably not meant (see
+    :func:`startup_warnings`); never a value from the file or the environment."""
 
 
 def key_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
@@ -178,7 +187,9 @@ def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = Non
     _check_references(settings, problems)
     if problems:
         raise ConfigError(problems, source)
-    return LoadedConfig(settings=settings, providers=providers, source=source)
+    raw = data.get("providers")
+    warnings = key_warnings(raw if isinstance(raw, dict) else {}, providers)
+    return LoadedConfig(settings=settings, providers=providers, source=source, warnings=warnings)
 
 
 def load_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -199,7 +210,7 @@ def load_demo(env: Mapping[str, str] | None = None) -> LoadedConfig:
     """The built-in demo config: simulated models only, one of them flaky."""
     text = resources.files("modelrouter").joinpath("demo.toml").read_text(encoding="utf-8")
     cfg = parse(tomllib.loads(text), "built-in demo config", env)
-    return LoadedConfig(cfg.settings, cfg.providers, cfg.source, is_demo=True)
+    return dataclasses.replace(cfg, is_demo=True)
 
 
 def find_config(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
@@ -225,3 +236,99 @@ def load(explicit: str | None = None, *, allow_demo: bool = True) -> LoadedConfi
 def warn(message: str) -> None:
     """Print a start-up notice on stderr (stdout may carry MCP)."""
     print(f"modelrouter: {message}", file=sys.stderr, flush=True)
+
+
+# --- start-up warnings -------------------------------------------------------------------
+
+HOSTED_OPENAI_HOSTS = frozenset(
+    {"api.openai.com"} | {urlsplit(p.base_url).hostname or "" for p in PRESETS if p.hosted}
+)
+"""Hosts of OpenAI-compatible APIs that refuse a call without a key."""
+_AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
+_THIS_MACHINE = frozenset({"localhost", "0.0.0.0", "::", ""})
+
+
+def _needs_key(options: ProviderOptions) -> bool:
+    """Whether the upstream refuses calls without a key (a hosted API)."""
+    if any(h.lower() in _AUTH_HEADERS for h in options.headers):
+        return False  # the credential travels in a header the config sets itself
+    if isinstance(options, EnvKeyOptions):
+        return type(options).key_required
+    if type(options) is OpenAIOptions:
+        return (urlsplit(options.base_url or "").hostname or "") in HOSTED_OPENAI_HOSTS
+    return False
+
+
+def key_warnings(
+    raw: Mapping[str, Any], providers: Mapping[str, ProviderOptions]
+) -> tuple[str, ...]:
+    """One line per provider of a hosted API that has no key after ``${VAR:-}`` expansion.
+
+    ``api_key = "${OPENAI_API_KEY:-}"`` with the variable unset is valid (an empty key
+    means "no key"), so the server would start and every call would be refused. Named
+    here: the provider, the variable and the host, never a value.
+    """
+    out: list[str] = []
+    for name, options in providers.items():
+        if options.api_key or not _needs_key(options):
+            continue
+        table = raw.get(name)
+        given = table.get("api_key") if isinstance(table, dict) else None
+        host = urlsplit(options.base_url or "").hostname or options.kind
+        names = [var for var, _ in _VAR.findall(given)] if isinstance(given, str) else []
+        if names:
+            why = f"api_key is empty ({', '.join('$' + v for v in names)} unset or empty)"
+            fix = f'set it, or write "${{{names[0]}}}" to make a missing key a config error'
+        else:
+            why = "api_key is empty" if given is not None else "no api_key"
+            fix = 'give one, e.g. api_key = "${VAR}"'
+        out.append(
+            f"providers.{name}: {why}: calls to {host} go without a key and will be refused ({fix})"
+        )
+    return tuple(out)
+
+
+def _host_key(host: str) -> str:
+    """A host name as compared for loops: lower case, no IPv6 brackets, loopback unified."""
+    host = host.strip().lower().strip("[]")
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return "localhost"
+    except ValueError:
+        pass
+    return "localhost" if host in _THIS_MACHINE else host
+
+
+def loop_warnings(cfg: LoadedConfig) -> tuple[str, ...]:
+    """One line per provider whose ``base_url`` is the router's own ``[server]`` address.
+
+    The llamacpp preset defaults to ``http://localhost:8080/v1``, which is also where the
+    router listens by default: such a router would send requests to itself. Bound to a
+    wildcard address the router answers on every local name, so ``localhost`` and the
+    loopback and wildcard addresses all count as its own.
+    """
+    server = cfg.settings.server
+    if server.port == 0:
+        return ()  # the OS picks the port: nothing to compare with
+    ours = _host_key(server.host)
+    out: list[str] = []
+    for name, options in cfg.providers.items():
+        url = urlsplit(options.base_url or "")
+        if not url.hostname:
+            continue
+        try:
+            port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+        except ValueError:
+            continue  # a malformed port: the provider reports it when it is called
+        if port == server.port and _host_key(url.hostname) == ours:
+            out.append(
+                f"providers.{name}.base_url points at this router's own address "
+                f"({url.hostname}:{port}, [server] listens on {server.host}:{server.port}): "
+                "the router would call itself; change the port of one of them"
+            )
+    return tuple(out)
+
+
+def startup_warnings(cfg: LoadedConfig) -> tuple[str, ...]:
+    """What ``check``, ``serve`` and ``mcp`` print on stderr before they start."""
+    return (*cfg.warnings, *loop_warnings(cfg))

@@ -6,8 +6,12 @@ serves the same server over stdio (:mod:`modelrouter.mcp_stdio`).
 
 Security of ``/mcp``:
 
-* Bearer keys: ``server.api_keys`` checked by the SDK's token verifier (401 without
-  a valid key); an empty list means no auth, as for ``/v1``.
+* Bearer keys: ``server.api_keys``; an empty list means no auth, as for ``/v1``. A
+  request without a valid key gets a 401 with an RFC 6750 challenge
+  (``WWW-Authenticate: Bearer realm="modelrouter"``, plus ``error="invalid_token"`` when
+  a wrong key was sent) and a body saying which header to send (:class:`BearerGate`).
+  There is no OAuth authorization server, so no protected-resource metadata is
+  served: clients must be given the key. The SDK's token verifier checks it again.
 * Host and Origin checks (DNS-rebinding protection): only the configured
   ``server.host:port`` is accepted, plus ``localhost`` and ``[::1]`` when bound to
   loopback. Port 0 (the OS picks one) accepts any port of those hosts. Bound to a
@@ -24,14 +28,15 @@ from typing import Any
 import orjson
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.mcpserver.prompts.base import Message, Prompt, PromptArgument, UserMessage
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, InputRequiredResult
+from mcp.types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 from pydantic import Field
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelrouter import __version__
 from modelrouter.errors import RouterError
@@ -65,6 +70,62 @@ class ApiKeyVerifier:
             # Compare against every key, so timing says nothing about which one matched.
             ok |= hmac.compare_digest(given, key)
         return AccessToken(token=token, client_id="api-key", scopes=[]) if ok else None
+
+
+REALM = "modelrouter"
+KEY_HINT = (
+    "modelrouter's /mcp needs one of the server's API keys (server.api_keys): send the "
+    "header 'Authorization: Bearer <key>'. There is no OAuth sign-in; give the client the "
+    "key (mcp-remote and the MCP Inspector: --header)."
+)
+
+
+class BearerGate:
+    """ASGI middleware: a request without a valid key gets 401 with a Bearer challenge.
+
+    The SDK answers a missing key with ``error="invalid_token"`` and no hint. RFC 6750
+    (section 3.1) asks for no error code when the request carried no credentials, and
+    a realm; the body says which header to send, so a person reading a client's error
+    knows what to do.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: ApiKeyVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        scheme, _, token = header.partition(" ")
+        bearer = scheme.lower() == "bearer" and bool(token.strip())
+        if bearer and await self.verifier.verify_token(token.strip()) is not None:
+            await self.app(scope, receive, send)
+            return
+        challenge = f'Bearer realm="{REALM}"'
+        if bearer:
+            challenge += ', error="invalid_token", error_description="unknown API key"'
+        # /v1's 401 (OpenAI's shape and code), with the MCP clients' way to send the key.
+        body = RouterError(
+            401, KEY_HINT, type="authentication_error", code="invalid_api_key"
+        ).body()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", challenge.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def _url_host(host: str) -> str:
@@ -136,6 +197,28 @@ class ConfigPrompt(Prompt):
         return await super().render(arguments, context)
 
 
+class RouterMCPServer(MCPServer[Any]):
+    """The SDK's server, with an unknown prompt refused as invalid params (-32602).
+
+    The SDK raises ``ValueError`` for it, which reaches the client as error code 0;
+    the MCP spec names -32602 for an invalid prompt name, as the SDK already answers an
+    unknown resource.
+    """
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        context: Context[Any, Any] | None = None,
+    ) -> GetPromptResult | InputRequiredResult:
+        """The rendered prompt; an unknown name is an invalid-params error naming the known ones."""
+        known = [p.name for p in await self.list_prompts()]
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            raise MCPError(INVALID_PARAMS, f"No prompt {name!r} (prompts: {listed})")
+        return await super().get_prompt(name, arguments, context)
+
+
 def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     """``modelrouter://models``, ``modelrouter://health``, ``modelrouter://routes/{name}``."""
 
@@ -180,7 +263,7 @@ def build_mcp_server(rt: Runtime, *, auth: bool = True) -> MCPServer[Any]:
     if verifier is not None:
         issuer = f"http://{_url_host(server.host)}:{server.port or 80}"
         settings = AuthSettings(issuer_url=issuer, resource_server_url=None)
-    mcp: MCPServer[Any] = MCPServer(
+    mcp: MCPServer[Any] = RouterMCPServer(
         "modelrouter",
         title="modelrouter",
         instructions=INSTRUCTIONS,
@@ -205,9 +288,13 @@ def mcp_http_app(mcp: MCPServer[Any], server: ServerSettings) -> Starlette:
     Stateless (any worker answers any request, so ``--workers N`` needs no sticky
     sessions) with SSE responses, so progress notifications still reach the client.
     """
-    return mcp.streamable_http_app(
+    app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         json_response=False,
         stateless_http=True,
         transport_security=transport_security(server),
     )
+    if server.api_keys:
+        # Outermost, so it answers before the SDK's own (hint-less) 401.
+        app.add_middleware(BearerGate, verifier=ApiKeyVerifier(server.api_keys))
+    return app

@@ -7,6 +7,29 @@ from typing import Any
 
 import httpx2
 
+from modelrouter.settings import ServerSettings
+
+# Where a client reaches a server bound to a wildcard address: this machine's loopback.
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1", "[::]": "::1"}
+
+
+def server_url(
+    server: ServerSettings, host: str | None = None, port: int | None = None
+) -> str | None:
+    """``http://HOST:PORT`` of the server ``serve`` would start from these settings.
+
+    ``host`` and ``port`` override the settings as ``serve --host/--port`` do. ``None``
+    when the port is 0 (the OS picks one, so only the server knows it).
+    """
+    host = (host or server.host).strip()
+    port = server.port if port is None else port
+    if port == 0:
+        return None
+    host = _WILDCARD_TO_LOOPBACK.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal in a URL
+    return f"http://{host}:{port}"
+
 
 def _ms(v: Any) -> str:
     return "-" if v is None else f"{v:.0f}"
@@ -44,7 +67,11 @@ def format_status(report: dict[str, Any]) -> str:
 
 
 def print_status(url: str, api_key: str | None) -> int:
-    """Fetch ``/health`` from ``url`` and print it; 0 if ready, 1 if not, 2 if unreachable."""
+    """Fetch ``/health`` from ``url`` and print it; 0 if ready, 1 if not, 2 if unreachable.
+
+    ``/health`` is open today; the key is sent anyway, so a server (or a proxy in front
+    of it) that guards every path answers too.
+    """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         resp = httpx2.get(url.rstrip("/") + "/health", headers=headers, timeout=10)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import os
+import http.server
+import json
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
-CLI = [sys.executable, "-m", "modelrouter.cli"]
+from tests.subproc import CLI, child_env, free_port, wait_ready
+
 SECRET = "sk-cli-secret-value-42"
 
 CONFIG = """
@@ -48,22 +48,18 @@ models = ["dead", "sim"]
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def env(**extra: str) -> dict[str, str]:
-    e = dict(os.environ, ROUTER_KEY="rk", UP_KEY=SECRET, **extra)
+    # child_env: the child runs this checkout's code, wherever the venv's install points.
+    e = child_env(ROUTER_KEY="rk", UP_KEY=SECRET, **extra)
     e.pop("MODELROUTER_CONFIG", None)
     return e
 
 
 @contextmanager
-def serve(args: list[str], cwd: Path, **extra: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
+def serve(
+    args: list[str], cwd: Path, port: int | None = None, **extra: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port() if port is None else port
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), *args],
         cwd=cwd,
@@ -73,18 +69,7 @@ def serve(args: list[str], cwd: Path, **extra: str) -> Iterator[tuple[subprocess
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "server did not start: " + (proc.stderr.read() if proc.stderr else "")
-                )
-            time.sleep(0.1)
+        wait_ready(proc, f"http://127.0.0.1:{port}/healthz")
         yield proc, port
     finally:
         if proc.poll() is None:
@@ -199,3 +184,187 @@ def test_status_prints_table(config_file: Path, tmp_path: Path) -> None:
     assert out.returncode in (0, 1), out.stderr
     assert "MODEL" in out.stdout and "sim" in out.stdout and "dead" in out.stdout
     assert SECRET not in out.stdout
+
+
+def test_version_comes_from_package_metadata(tmp_path: Path) -> None:
+    out = run_cli("--version", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"modelrouter {metadata.version('modelrouter')}\n"
+
+
+@pytest.mark.parametrize("command", ["", "serve", "mcp", "check", "models", "status"])
+def test_help_reads_as_plain_text(command: str, tmp_path: Path) -> None:
+    out = run_cli(*([command] if command else []), "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # Docstrings feed the help: their reStructuredText markup must not show in a terminal.
+    for markup in ("``", ":func:", ":class:", ":mod:"):
+        assert markup not in out.stdout
+    if command:
+        # Each command has a description, not just its usage line.
+        assert len(out.stdout.split("\n\n")) >= 3, out.stdout
+    else:
+        assert "--version" in out.stdout
+        for name in ("serve", "mcp", "check", "models", "status"):
+            assert f"    {name} " in out.stdout
+
+
+class FakeHealth(http.server.BaseHTTPRequestHandler):
+    """``GET /health`` answering a one-model report; records each request's headers."""
+
+    seen: list[dict[str, str]] = []
+    REPORT = {
+        "status": "ok",
+        "models": {"m": {"provider": "p", "state": "healthy", "breaker": "closed"}},
+        "routes": {"default": {"strategy": "ordered", "ready": True, "order": ["m"]}},
+    }
+
+    def do_GET(self) -> None:
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = json.dumps(self.REPORT).encode() if self.path == "/health" else b"{}"
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_health() -> Iterator[tuple[int, list[dict[str, str]]]]:
+    FakeHealth.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHealth)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], FakeHealth.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_status_asks_the_configured_address_with_the_configured_key(
+    config_file: Path, tmp_path: Path, fake_health: tuple[int, list[dict[str, str]]]
+) -> None:
+    port, seen = fake_health
+    # ./modelrouter.toml (port 8080 by default) with the port overridden as for serve.
+    out = run_cli("status", cwd=tmp_path, MODELROUTER_SERVER__PORT=str(port))
+    assert out.returncode == 0, out.stderr
+    assert "route default (ordered, ready): m" in out.stdout
+    assert seen[-1]["authorization"] == "Bearer rk"  # server.api_keys[0] of the config
+    assert seen[-1]["host"] == f"127.0.0.1:{port}"
+    # --config, a wildcard bind address (asked on loopback) and --port.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = run_cli(
+        "status", "--config", str(config_file), "--port", str(port),
+        cwd=elsewhere, MODELROUTER_SERVER__HOST="0.0.0.0",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert len(seen) == 2
+    # --url names another server: the config's key is not sent there.
+    out = run_cli("status", "--url", f"http://127.0.0.1:{port}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "authorization" not in seen[-1]
+    out = run_cli(
+        "status", "--url", f"http://127.0.0.1:{port}", cwd=tmp_path, MODELROUTER_API_KEY="ek"
+    )
+    assert seen[-1]["authorization"] == "Bearer ek"
+
+
+def test_status_of_a_running_server_from_its_config(config_file: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with serve(["--config", str(config_file)], tmp_path, port=port):
+        out = run_cli("status", "--config", str(config_file), "--port", str(port), cwd=tmp_path)
+    assert out.returncode in (0, 1), out.stderr
+    assert "dead" in out.stdout and "sim" in out.stdout
+
+
+def test_status_without_an_address_says_so(tmp_path: Path) -> None:
+    out = run_cli("status", cwd=tmp_path, MODELROUTER_SERVER__PORT="0")
+    assert out.returncode == 2
+    assert "pass --url" in out.stderr
+
+
+WARN_CONFIG = """
+[server]
+port = {port}
+
+[providers.openai]
+kind = "openai"
+api_key = "${{UNSET_OPENAI_KEY_FOR_TEST:-}}"
+
+[providers.claude]
+kind = "anthropic"
+api_key = ""
+
+[providers.keyed]
+kind = "openai"
+api_key = "${{UP_KEY}}"
+
+[providers.local]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[providers.llama]
+kind = "llamacpp"
+base_url = "http://localhost:{port}/v1"
+
+[models.a]
+provider = "openai"
+
+[models.b]
+provider = "claude"
+
+[models.c]
+provider = "keyed"
+
+[models.d]
+provider = "local"
+
+[models.e]
+provider = "llama"
+
+[routes.default]
+models = ["a", "b", "c", "d", "e"]
+
+[health]
+probe = "none"
+"""
+
+
+def check_warnings(stderr: str, port: int) -> None:
+    lines = [line for line in stderr.splitlines() if "warning:" in line]
+    assert len(lines) == 3, stderr
+    openai_line, claude_line, loop_line = lines
+    assert (
+        "providers.openai: api_key is empty ($UNSET_OPENAI_KEY_FOR_TEST unset or empty)"
+        in openai_line
+    )
+    assert "calls to api.openai.com go without a key" in openai_line
+    assert "providers.claude: api_key is empty: calls to api.anthropic.com" in claude_line
+    assert f"providers.llama.base_url points at this router's own address (localhost:{port}" in (
+        loop_line
+    )
+    assert SECRET not in stderr
+
+
+def test_check_and_serve_warn_about_missing_keys_and_self_calls(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "warn.toml"
+    cfg.write_text(WARN_CONFIG.format(port=port))
+    out = run_cli("check", "--config", str(cfg), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "config OK" in out.stdout
+    check_warnings(out.stderr, port)
+    with serve(["--config", str(cfg)], tmp_path, port=port) as (proc, _):
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    check_warnings(err, port)
+    # Served elsewhere (--port), the llama.cpp upstream is no longer the router itself.
+    with serve(["--config", str(cfg)], tmp_path) as (proc, _):
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert "own address" not in err
+    assert err.count("warning:") == 2

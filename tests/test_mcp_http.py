@@ -141,11 +141,23 @@ async def test_no_or_wrong_key_is_401(router: RunningRouter) -> None:
     url = router.url + "/mcp"
     resp = httpx2.post(url, json=INIT, headers=MCP_HEADERS, timeout=10)
     assert resp.status_code == 401
-    assert resp.headers["www-authenticate"].startswith("Bearer")
+    # RFC 6750 section 3.1: no credentials sent, so a challenge without an error code.
+    assert resp.headers["www-authenticate"] == 'Bearer realm="modelrouter"'
+    error = resp.json()["error"]
+    assert (error["type"], error["code"]) == ("authentication_error", "invalid_api_key")
+    assert "'Authorization: Bearer <key>'" in error["message"]
     wrong = {**MCP_HEADERS, "authorization": "Bearer sk-wrong"}
-    assert httpx2.post(url, json=INIT, headers=wrong, timeout=10).status_code == 401
+    resp = httpx2.post(url, json=INIT, headers=wrong, timeout=10)
+    assert resp.status_code == 401
+    challenge = resp.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="modelrouter", error="invalid_token"')
     bare = {**MCP_HEADERS, "authorization": KEY}
-    assert httpx2.post(url, json=INIT, headers=bare, timeout=10).status_code == 401
+    resp = httpx2.post(url, json=INIT, headers=bare, timeout=10)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == 'Bearer realm="modelrouter"'
+    # No OAuth authorization server exists, so no metadata claims one.
+    well_known = router.url + "/.well-known/oauth-protected-resource"
+    assert httpx2.get(well_known, timeout=10).status_code == 404
     good = {**MCP_HEADERS, "authorization": f"Bearer {KEY}"}
     assert httpx2.post(url, json=INIT, headers=good, timeout=10).status_code == 200
     seen: list[int] = []

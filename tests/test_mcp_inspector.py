@@ -1,13 +1,7 @@
 """The MCP Inspector CLI (npm ``@modelcontextprotocol/inspector``) against the running server.
 
-Where the Inspector comes from, first match wins:
-
-1. ``$MODELROUTER_INSPECTOR``: path to its launcher (``.../node_modules/.bin/mcp-inspector``);
-2. ``.ci/node/node_modules/.bin/mcp-inspector`` (what ``.ci/run`` installs with
-   ``npm install --prefix .ci/node @modelcontextprotocol/inspector@2.12.0``);
-3. ``npx --no-install @modelcontextprotocol/inspector@2.12.0`` (an npx cache copy).
-
-The tests skip only when Node itself is missing.
+The Inspector is installed on first use (see :mod:`tests.inspector`); without Node.js
+these tests skip, or fail under ``MODELROUTER_REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
@@ -22,27 +16,12 @@ from typing import Any
 
 import pytest
 
+from tests import inspector as insp
 from tests.fakes.upstream import FakeUpstream, status
+from tests.inspector import inspector
 from tests.router import RunningRouter, router_config, run_router
 
-ROOT = Path(__file__).resolve().parents[1]
-PINNED = "@modelcontextprotocol/inspector@2.12.0"
 KEY = "sk-inspector-test"
-
-
-def inspector() -> list[str]:
-    """The command that runs the Inspector launcher (see the module docstring)."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: the MCP Inspector CLI tests need node and npx")
-    given = os.environ.get("MODELROUTER_INSPECTOR")
-    if given:
-        return ["node", given] if given.endswith((".js", ".mjs")) else [given]
-    local = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
-    if local.exists():
-        return [str(local)]
-    if shutil.which("npx") is None:
-        pytest.skip("npx is not installed: the MCP Inspector CLI tests need node and npx")
-    return ["npx", "--no-install", PINNED]
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +46,7 @@ def router() -> Iterator[RunningRouter]:
 def run(r: RunningRouter, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
     auth = ["--header", f"Authorization: Bearer {key}"] if key else []
     cmd = [*inspector(), "--cli", f"{r.url}/mcp", "--transport", "http", *auth, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if "canceled due to missing packages" in proc.stderr:
-        pytest.fail(
-            f"MCP Inspector not installed: npm install --prefix .ci/node {PINNED} "
-            "(or set MODELROUTER_INSPECTOR to its node_modules/.bin/mcp-inspector)"
-        )
-    return proc
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> Any:
@@ -123,3 +96,30 @@ def test_no_key_is_refused(router: RunningRouter) -> None:
     assert proc.returncode != 0
     assert "tools" not in proc.stdout
     assert "auth" in proc.stderr.lower()
+
+
+def test_install_reports_missing_node(tmp_path: Path) -> None:
+    found = insp.install(tmp_path / "node", {"PATH": str(tmp_path)})
+    assert isinstance(found, str) and "npm" in found
+    assert not (tmp_path / "node").exists()
+
+
+def test_install_reports_unreachable_registry(tmp_path: Path) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    env = {
+        **os.environ,
+        "npm_config_registry": "http://127.0.0.1:9/",  # discard port: connection refused
+        "npm_config_cache": str(tmp_path / "npm-cache"),  # no cached copy to fall back on
+        "npm_config_fetch_retries": "0",
+    }
+    found = insp.install(tmp_path / "node", env)
+    assert isinstance(found, str) and found.startswith(f"could not install {insp.PINNED}")
+    assert not (tmp_path / "node" / f".installed-{insp.VERSION}").exists()
+
+
+def test_missing_service_skips_unless_required() -> None:
+    with pytest.raises(pytest.skip.Exception, match="no node"):
+        insp.unavailable("no node", {})
+    with pytest.raises(pytest.fail.Exception, match="MODELROUTER_REQUIRE_SERVICES=1"):
+        insp.unavailable("no node", {"MODELROUTER_REQUIRE_SERVICES": "1"})

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp.types import TextContent, TextResourceContents
+from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
 
 from modelrouter.mcp_server import build_mcp_server
 from modelrouter.runtime import Runtime
@@ -115,8 +115,13 @@ async def test_prompts_from_config(server: MCPServer[Any]) -> None:
         got = await c.get_prompt("summarize", {"tone": "brief", "text": "abc"})
         with pytest.raises(MCPError, match=r"missing variable\(s\): text"):
             await c.get_prompt("summarize", {"tone": "brief"})
-        with pytest.raises(MCPError, match=r"unknown variable\(s\): colour"):
+        with pytest.raises(MCPError, match=r"unknown variable\(s\): colour") as wrong_args:
             await c.get_prompt("summarize", {"tone": "a", "text": "b", "colour": "c"})
+        # An unknown prompt name is invalid params too (the SDK alone answers code 0).
+        with pytest.raises(MCPError, match=r"No prompt 'nope' \(prompts: summarize\)") as unknown:
+            await c.get_prompt("nope", {"text": "b"})
+    assert wrong_args.value.code == INVALID_PARAMS
+    assert unknown.value.code == INVALID_PARAMS
     assert [p.name for p in prompts] == ["summarize"]
     assert prompts[0].description == "Summarize a text"
     args = prompts[0].arguments or []

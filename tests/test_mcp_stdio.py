@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.fakes.upstream import FakeUpstream, status
-
-
-def modelrouter_command() -> list[str]:
-    """The installed ``modelrouter`` script next to this Python, else ``-m``."""
-    script = Path(sys.executable).with_name("modelrouter")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "modelrouter.cli"]
+from tests.subproc import child_env, modelrouter_command
 
 
 @pytest.fixture
@@ -78,7 +71,7 @@ template = "Summarize: {{text}}"
 async def test_sdk_stdio_client_chats_with_fallback(config_file: Path) -> None:
     cmd = modelrouter_command()
     params = StdioServerParameters(
-        command=cmd[0], args=[*cmd[1:], "mcp", "--config", str(config_file)]
+        command=cmd[0], args=[*cmd[1:], "mcp", "--config", str(config_file)], env=child_env()
     )
     progress: list[str | None] = []
 
@@ -136,7 +129,7 @@ def test_stdout_carries_only_mcp_and_logs_go_to_stderr(config_file: Path) -> Non
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=child_env(PYTHONUNBUFFERED="1"),
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(messages)
