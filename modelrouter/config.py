@@ -26,9 +26,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from modelrouter.settings import Settings
 from providers import options_model_for
 from providers.base import ProviderOptions
-from providers.native import EnvKeyOptions
 from providers.openai import OpenAIOptions
 from providers.presets import PRESETS
+from providers.upstream import EnvKeyOptions
 
 ENV_PREFIX = "MODELROUTER_"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
