@@ -23,7 +23,7 @@ from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
-from modelrouter.mcp_server import build_mcp_server, mcp_http_app
+from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
 
@@ -63,8 +63,9 @@ class RouterApp:
 def create_app(config: config_mod.LoadedConfig) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan."""
     rt = Runtime(config)
-    mcp = build_mcp_server(rt)
-    mcp_app = mcp_http_app(mcp, rt.settings.server)
+    door = FrontDoor(rt)
+    mcp = build_mcp_server(door)
+    mcp_app = mcp_http_app(mcp, door)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,7 +90,6 @@ def create_app(config: config_mod.LoadedConfig) -> RouterApp:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
-    door = FrontDoor(rt)
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
     healthz, readyz, health = health_handlers(door)

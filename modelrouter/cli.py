@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve MCP over stdio."""
-    from modelrouter.mcp_stdio import run_stdio
+    from modelrouter.mcp.stdio import run_stdio
 
     cfg = _load(args.config)
     _warn_startup(cfg)

@@ -15,6 +15,8 @@ a failure is a :class:`~modelrouter.errors.RouterError`, already logged when rai
 from __future__ import annotations
 
 import hmac
+import itertools
+import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,17 @@ from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.prompts import prompt_chat_body
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.runtime import Runtime
+from modelrouter.settings import Settings
 from providers.base import ChatRequest, Completion
+
+_ID_PREFIX = os.urandom(6).hex()
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A process-unique id: a random per-process prefix and a counter (no syscall)."""
+    return f"{_ID_PREFIX}{next(_ids):012x}"
+
 
 CLIENT_CLOSED = 499
 """Logged status of a stream whose client left before its end (nginx's convention)."""
@@ -98,9 +110,11 @@ class Streaming(Served):
 class FrontDoor:
     """Runs chat requests for every surface over one :class:`Runtime`."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, local: bool = False) -> None:
         self._rt = rt
-        self._keys = [k.encode() for k in rt.settings.server.api_keys]
+        # ``local``: the caller is whoever started this process (MCP over stdio); the
+        # keys guard network doors only.
+        self._keys = [] if local else [k.encode() for k in rt.settings.server.api_keys]
         self.now = rt.dispatcher.now
         """The clock every :class:`Call` is stamped with."""
 
@@ -180,6 +194,28 @@ class FrontDoor:
     def model_objects(self) -> list[dict[str, Any]]:
         """Every route and model as an OpenAI model object with router extras."""
         return reports.model_objects(self._rt)
+
+    @property
+    def settings(self) -> Settings:
+        """The configuration this router runs (read-only by convention)."""
+        return self._rt.settings
+
+    @property
+    def default_route(self) -> str | None:
+        """Where requests that name no model go, if anywhere."""
+        return self._rt.registry.default_route
+
+    def model_names(self) -> list[str]:
+        """Every configured model, in config order."""
+        return list(self._rt.registry.models)
+
+    def provider_of(self, model: str) -> str:
+        """The provider name of configured model ``model``."""
+        return self._rt.registry.models[model].provider.name
+
+    def resolve(self, name: str) -> list[str]:
+        """The models of route or model ``name`` (404 ``model_not_found`` if neither)."""
+        return self._rt.registry.resolve(name)[1]
 
     def prompt_body(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """The chat body of configured prompt ``name`` filled from ``body`` (404 if unknown)."""

@@ -1,22 +1,19 @@
-"""The running router: registry, health, dispatcher, probes and the access log.
+"""The running router's parts: registry, health, dispatcher, probes and the access log.
 
-One :class:`Runtime` per process. The HTTP API and the MCP server both take a chat
-body through :meth:`Runtime.prepare` and then the same :class:`Dispatcher`, so
-ranking, fallback and health bookkeeping are identical whichever door a request
-came in by.
+One :class:`Runtime` per process, built once from the config. Surfaces never use it
+directly: they go through :class:`modelrouter.frontdoor.FrontDoor`, which runs a
+request over these parts (:meth:`Runtime.prepare`, then the dispatcher).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from modelrouter.attempts import Attempt
 from modelrouter.config import LoadedConfig
-from modelrouter.dispatch import Dispatcher, Outcome
-from modelrouter.errors import RouterError, bad_request
+from modelrouter.dispatch import Dispatcher
+from modelrouter.errors import bad_request
 from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog
 from modelrouter.probes import ProbeLoop, ProbeTarget
@@ -127,67 +124,3 @@ class Runtime:
         if self.log_bodies:
             request.body  # noqa: B018 - decode now: a body that cannot be logged is a 400
         return request, registry.plan(label, names, request)
-
-    def log_request(
-        self,
-        rid: str,
-        plan: Plan | None,
-        status: int,
-        started: float,
-        attempts: Sequence[Attempt],
-        *,
-        out: Outcome | None = None,
-        stream: bool = False,
-        error: str | None = None,
-        via: str = "http",
-        body: dict[str, Any] | None = None,
-    ) -> None:
-        """Queue the one access-log line of a request."""
-        rec: dict[str, Any] = {
-            "request_id": rid,
-            "via": via,
-            "route": plan.route if plan else None,
-            "model": out.entry.name if out else None,
-            "provider": out.entry.provider.name if out else None,
-            "status": status,
-            "stream": stream,
-            "latency_ms": round((self.dispatcher.now() - started) * 1000, 2),
-            "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
-        }
-        if out is not None and out.usage:
-            rec["tokens"] = {
-                "prompt": out.usage.get("prompt_tokens"),
-                "completion": out.usage.get("completion_tokens"),
-            }
-        if error:
-            rec["error"] = error
-        if self.log_bodies and body is not None:
-            rec["messages"] = body.get("messages")
-            if out is not None and out.completion is not None:
-                rec["answer"] = out.completion.body.decode("utf-8", "replace")
-        self.log.emit(rec)
-
-    def log_failure(
-        self,
-        rid: str,
-        plan: Plan | None,
-        err: RouterError,
-        started: float,
-        *,
-        stream: bool = False,
-        via: str = "http",
-    ) -> None:
-        """Queue the access-log line of a request that ended in an error."""
-        attempts = err.attempts
-        self.log.emit(
-            {
-                "request_id": rid,
-                "via": via,
-                "route": plan.route if plan else None,
-                "status": err.status,
-                "stream": stream,
-                "latency_ms": round((self.dispatcher.now() - started) * 1000, 2),
-                "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
-                "error": err.code or err.type,
-            }
-        )

@@ -12,7 +12,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from modelrouter.mcp_server import ApiKeyVerifier, transport_security
+from modelrouter.frontdoor import FrontDoor
+from modelrouter.mcp.server import ApiKeyVerifier, transport_security
+from modelrouter.runtime import Runtime
 from modelrouter.settings import ServerSettings
 from tests.fakes.upstream import FakeUpstream, status
 from tests.router import RunningRouter, router_config, run_router
@@ -232,7 +234,13 @@ def test_wildcard_bind_turns_host_checks_off(host: str) -> None:
 
 
 async def test_key_verifier() -> None:
-    verifier = ApiKeyVerifier(["a-key", "b-key"])
+    cfg = router_config(
+        providers={"sim": {"kind": "simulated"}},
+        models={"m": {"provider": "sim"}},
+        routes={"default": {"models": ["m"]}},
+        server={"api_keys": ["a-key", "b-key"]},
+    )
+    verifier = ApiKeyVerifier(FrontDoor(Runtime(cfg)))
     assert await verifier.verify_token("b-key") is not None
     assert await verifier.verify_token("c-key") is None
     assert await verifier.verify_token("") is None

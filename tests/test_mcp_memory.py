@@ -19,9 +19,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import TextContent
 
 from modelrouter.attempts import Attempt
+from modelrouter.frontdoor import FrontDoor
 from modelrouter.logs import AccessLog
-from modelrouter.mcp_chat import ProgressReporter, run_chat
-from modelrouter.mcp_server import build_mcp_server
+from modelrouter.mcp.chat import ProgressReporter, run_chat
+from modelrouter.mcp.server import build_mcp_server
 from modelrouter.runtime import Runtime
 from tests.fakes.upstream import FakeUpstream, ok, status
 from tests.router import router_config
@@ -59,7 +60,7 @@ async def env() -> AsyncIterator[Env]:
         rt = Runtime(cfg, log=AccessLog(log))
         await rt.start()
         try:
-            yield Env(rt, build_mcp_server(rt), first, second, log)
+            yield Env(rt, build_mcp_server(FrontDoor(rt)), first, second, log)
         finally:
             await rt.aclose()
 
@@ -266,7 +267,9 @@ async def test_progress_says_retrying_and_no_model_left() -> None:
 async def test_a_broken_progress_channel_does_not_fail_the_chat(env: Env) -> None:
     env.first.default = status(503)
     result = await run_chat(
-        env.rt, {"messages": [{"role": "user", "content": "hi"}]}, RecordingCtx(broken=True)
+        FrontDoor(env.rt),
+        {"messages": [{"role": "user", "content": "hi"}]},
+        RecordingCtx(broken=True),
     )
     assert result.model == "second"
     assert [a.model for a in result.attempts] == ["first", "second"]

@@ -15,7 +15,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, TextContent, TextResourceContents
 
-from modelrouter.mcp_server import build_mcp_server
+from modelrouter.frontdoor import FrontDoor
+from modelrouter.mcp.server import build_mcp_server
 from modelrouter.runtime import Runtime
 from tests.router import router_config
 
@@ -41,7 +42,7 @@ async def server() -> AsyncIterator[MCPServer[Any]]:
     rt = Runtime(cfg)
     await rt.start()
     try:
-        yield build_mcp_server(rt)
+        yield build_mcp_server(FrontDoor(rt))
     finally:
         await rt.aclose()
 

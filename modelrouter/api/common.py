@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,20 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
-from modelrouter.frontdoor import Call, FrontDoor
+from modelrouter.frontdoor import Call, FrontDoor, new_request_id
 from providers.base import InvalidBody, decode_object
 from providers.http import HOPS_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-_ID_PREFIX = os.urandom(6).hex()
-_ids = itertools.count(1)
-
-
-def new_request_id() -> str:
-    """A process-unique id: a random per-process prefix and a counter (no syscall)."""
-    return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
 def request_id(request: Request) -> str:

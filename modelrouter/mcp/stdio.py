@@ -13,15 +13,17 @@ import logging
 import sys
 
 from modelrouter.config import LoadedConfig, warn
+from modelrouter.frontdoor import FrontDoor
 from modelrouter.logs import AccessLog
-from modelrouter.mcp_server import build_mcp_server
+from modelrouter.mcp.server import build_mcp_server
 from modelrouter.runtime import Runtime
 
 
 async def serve_stdio(cfg: LoadedConfig) -> None:
     """Start the runtime, serve MCP on stdin/stdout until EOF, then close the runtime."""
     rt = Runtime(cfg, log=AccessLog(sys.stderr))
-    mcp = build_mcp_server(rt, auth=False)
+    # Whoever started this process is the caller: no keys over stdio.
+    mcp = build_mcp_server(FrontDoor(rt, local=True))
     await rt.start()
     try:
         await mcp.run_stdio_async()

@@ -1,6 +1,6 @@
 """The MCP tools: ``chat``, ``compare``, ``list_models`` and ``model_health``.
 
-``chat`` and ``compare`` run through :mod:`modelrouter.mcp_chat` (the HTTP
+``chat`` and ``compare`` run through :mod:`modelrouter.mcp.chat` (the HTTP
 endpoint's dispatcher). Every router error comes back as an ``is_error`` result
 whose text names the cause and the attempt trail; the session never sees an
 exception.
@@ -17,8 +17,9 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from modelrouter.errors import RouterError, bad_request
-from modelrouter.mcp_chat import ProgressReporter, chat_body, compare_one, run_chat
-from modelrouter.mcp_models import (
+from modelrouter.frontdoor import FrontDoor
+from modelrouter.mcp.chat import ProgressReporter, chat_body, compare_one, run_chat
+from modelrouter.mcp.schemas import (
     AttemptInfo,
     ChatMessage,
     ChatResult,
@@ -28,8 +29,6 @@ from modelrouter.mcp_models import (
     ModelList,
     model_list,
 )
-from modelrouter.reports import health_report
-from modelrouter.runtime import Runtime
 
 Ctx = Context[Any, Any]
 MAX_COMPARE = 8
@@ -60,8 +59,8 @@ def ok_result(model: BaseModel) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    """Add the four tools, bound to ``rt``."""
+def register_tools(mcp: MCPServer[Any], door: FrontDoor) -> None:
+    """Add the four tools, bound to one front door."""
 
     @mcp.tool(
         title="Chat through the router",
@@ -94,7 +93,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 temperature=temperature,
                 max_tokens=max_tokens,
             )
-            return ok_result(await run_chat(rt, body, ctx))
+            return ok_result(await run_chat(door, body, ctx))
         except RouterError as err:
             return error_result(err)
 
@@ -115,9 +114,10 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         max_tokens: Annotated[int | None, Field(ge=1)] = None,
     ) -> Annotated[CallToolResult, CompareResult]:
         names = list(dict.fromkeys(models))
-        unknown = [n for n in names if n not in rt.registry.models]
+        known_models = door.model_names()
+        unknown = [n for n in names if n not in known_models]
         if unknown:
-            known = ", ".join(rt.registry.models)
+            known = ", ".join(known_models)
             msg = f"compare takes model names; not a model: {', '.join(unknown)} (models: {known})."
             return error_result(bad_request(msg, "models", "model_not_found"))
         try:
@@ -129,7 +129,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         reporter = ProgressReporter(ctx)
 
         async def one(name: str) -> CompareAnswer:
-            answer = await compare_one(rt, name, body)
+            answer = await compare_one(door, name, body)
             await reporter.send(f"{name} {'failed' if answer.error else 'answered'}")
             return answer
 
@@ -143,7 +143,7 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         "(with provider, health state and rank in each route).",
     )
     async def list_models() -> ModelList:
-        return model_list(rt)
+        return model_list(door)
 
     @mcp.tool(
         title="Model health",
@@ -156,11 +156,11 @@ def register_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             str | None, Field(description="Model or route name; all if omitted")
         ] = None,
     ) -> Annotated[CallToolResult, HealthResult]:
-        report = health_report(rt)
+        report = door.health(detailed=True)
         snaps: dict[str, dict[str, Any]] = report["models"]
         if model is not None:
             try:
-                _, names = rt.registry.resolve(model)
+                names = door.resolve(model)
             except RouterError as err:
                 return error_result(err)
             snaps = {n: snaps[n] for n in names}

@@ -2,7 +2,7 @@
 
 :func:`build_mcp_server` makes one :class:`MCPServer` per runtime; the HTTP app
 routes ``/mcp`` to :func:`mcp_http_app` (Streamable HTTP) and ``modelrouter mcp``
-serves the same server over stdio (:mod:`modelrouter.mcp_stdio`).
+serves the same server over stdio (:mod:`modelrouter.mcp.stdio`).
 
 Security of ``/mcp``:
 
@@ -22,7 +22,6 @@ Security of ``/mcp``:
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import orjson
@@ -40,11 +39,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelrouter import __version__
 from modelrouter.errors import RouterError
-from modelrouter.mcp_models import model_list, route_detail
-from modelrouter.mcp_tools import register_tools
+from modelrouter.frontdoor import FrontDoor
+from modelrouter.mcp.schemas import model_list, route_detail
+from modelrouter.mcp.tools import register_tools
 from modelrouter.prompts import check_variables, fill, prompt_variables
-from modelrouter.reports import health_report
-from modelrouter.runtime import Runtime
 from modelrouter.settings import PromptSettings, ServerSettings
 
 INSTRUCTIONS = (
@@ -57,18 +55,14 @@ WILDCARD = {"0.0.0.0", "::", "[::]", ""}
 
 
 class ApiKeyVerifier:
-    """A :class:`mcp.server.auth.provider.TokenVerifier` for static bearer keys."""
+    """A :class:`mcp.server.auth.provider.TokenVerifier` asking the front door."""
 
-    def __init__(self, keys: list[str]) -> None:
-        self._keys = [k.encode() for k in keys]
+    def __init__(self, door: FrontDoor) -> None:
+        self._door = door
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The token's grant if it equals one of the keys (constant time), else ``None``."""
-        given = token.encode()
-        ok = False
-        for key in self._keys:
-            # Compare against every key, so timing says nothing about which one matched.
-            ok |= hmac.compare_digest(given, key)
+        """The token's grant if the front door accepts it as a key, else ``None``."""
+        ok = self._door.authenticate(token)
         return AccessToken(token=token, client_id="api-key", scopes=[]) if ok else None
 
 
@@ -219,7 +213,7 @@ class RouterMCPServer(MCPServer[Any]):
         return await super().get_prompt(name, arguments, context)
 
 
-def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
+def register_resources(mcp: MCPServer[Any], door: FrontDoor) -> None:
     """``modelrouter://models``, ``modelrouter://health``, ``modelrouter://routes/{name}``."""
 
     @mcp.resource(
@@ -229,7 +223,7 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
         description="Routes and models with health state and rank",
     )
     async def models_resource() -> str:
-        return model_list(rt).model_dump_json()
+        return model_list(door).model_dump_json()
 
     @mcp.resource(
         "modelrouter://health",
@@ -238,7 +232,7 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
         description="Every model's health and rank in each route (as GET /health)",
     )
     async def health_resource() -> str:
-        return orjson.dumps(health_report(rt)).decode()
+        return orjson.dumps(door.health(detailed=True)).decode()
 
     @mcp.resource(
         "modelrouter://routes/{name}",
@@ -247,18 +241,17 @@ def register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
         description="One route: its models, current order, readiness and members' health",
     )
     async def route_resource(name: str) -> str:
-        detail = route_detail(rt, name)
+        detail = route_detail(door, name)
         if detail is None:
-            known = ", ".join(rt.registry.routes) or "none"
+            known = ", ".join(door.settings.routes) or "none"
             raise ResourceNotFoundError(f"No route {name!r} (routes: {known})")
         return orjson.dumps(detail).decode()
 
 
-def build_mcp_server(rt: Runtime, *, auth: bool = True) -> MCPServer[Any]:
-    """The MCP server for one runtime; ``auth`` adds bearer keys (HTTP only)."""
-    server = rt.settings.server
-    keys = server.api_keys if auth else []
-    verifier = ApiKeyVerifier(keys) if keys else None
+def build_mcp_server(door: FrontDoor) -> MCPServer[Any]:
+    """The MCP server over one front door; bearer keys when the door needs them (HTTP)."""
+    server = door.settings.server
+    verifier = None if door.open else ApiKeyVerifier(door)
     settings = None
     if verifier is not None:
         issuer = f"http://{_url_host(server.host)}:{server.port or 80}"
@@ -272,14 +265,14 @@ def build_mcp_server(rt: Runtime, *, auth: bool = True) -> MCPServer[Any]:
         auth=settings,
         log_level="WARNING",
     )
-    register_tools(mcp, rt)
-    register_resources(mcp, rt)
-    for name, prompt in rt.settings.prompts.items():
+    register_tools(mcp, door)
+    register_resources(mcp, door)
+    for name, prompt in door.settings.prompts.items():
         mcp.add_prompt(ConfigPrompt.of(name, prompt))
     return mcp
 
 
-def mcp_http_app(mcp: MCPServer[Any], server: ServerSettings) -> Starlette:
+def mcp_http_app(mcp: MCPServer[Any], door: FrontDoor) -> Starlette:
     """The Streamable HTTP app answering at ``/mcp``; give it a ``Route("/mcp", ...)``.
 
     The app matches the path ``/mcp`` itself, so it must see the full path: an exact
@@ -292,9 +285,9 @@ def mcp_http_app(mcp: MCPServer[Any], server: ServerSettings) -> Starlette:
         streamable_http_path="/mcp",
         json_response=False,
         stateless_http=True,
-        transport_security=transport_security(server),
+        transport_security=transport_security(door.settings.server),
     )
-    if server.api_keys:
+    if not door.open:
         # Outermost, so it answers before the SDK's own (hint-less) 401.
-        app.add_middleware(BearerGate, verifier=ApiKeyVerifier(server.api_keys))
+        app.add_middleware(BearerGate, verifier=ApiKeyVerifier(door))
     return app

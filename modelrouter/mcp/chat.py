@@ -1,9 +1,8 @@
 """The chat path shared by the MCP ``chat`` and ``compare`` tools.
 
-A chat body goes through :meth:`Runtime.prepare` and the very
-:class:`~modelrouter.dispatch.Dispatcher` the HTTP endpoint uses, so ranking,
-fallback, retries and health bookkeeping are the same; every call is written to the
-access log with ``via: "mcp"``.
+A chat body goes through the same :class:`~modelrouter.frontdoor.FrontDoor` as the
+HTTP endpoint, so authentication, ranking, fallback, retries, health bookkeeping and
+the log record (``via: "mcp"``) are the same.
 """
 
 from __future__ import annotations
@@ -11,12 +10,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import orjson
+from mcp.server.auth.middleware.auth_context import get_access_token
 
-from modelrouter.api.common import new_request_id
 from modelrouter.attempts import Attempt
 from modelrouter.errors import RouterError, bad_request
-from modelrouter.mcp_models import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
-from modelrouter.runtime import Runtime
+from modelrouter.frontdoor import Call, FrontDoor, new_request_id
+from modelrouter.mcp.schemas import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
 
 
 class ProgressSink(Protocol):
@@ -116,55 +115,54 @@ def parse_completion(raw: bytes) -> tuple[str, str | None, Usage | None]:
     )
 
 
-async def run_chat(rt: Runtime, body: dict[str, Any], ctx: ProgressSink | None) -> ChatResult:
-    """Prepare, dispatch and log one chat; raise :class:`RouterError` on failure."""
-    rid = new_request_id()
-    started = rt.dispatcher.now()
-    request, plan = rt.prepare(body)
+async def run_chat(door: FrontDoor, body: dict[str, Any], ctx: ProgressSink | None) -> ChatResult:
+    """Run one chat through the front door; raise :class:`RouterError` on failure."""
+    call = Call(surface="mcp", request_id=new_request_id(), started=door.now(), credential=token())
     reporter = ProgressReporter(ctx) if ctx is not None else None
     try:
-        out = await rt.dispatcher.complete(request, plan, reporter)
-    except RouterError as err:
-        rt.log_failure(rid, plan, err, started, via="mcp")
+        result = await door.complete(call, body, reporter)
+    except RouterError:
         if reporter is not None:
             await reporter.finish(None)
         raise
-    logged = request.body if rt.log_bodies else None
-    rt.log_request(rid, plan, 200, started, out.attempts, out=out, via="mcp", body=logged)
     if reporter is not None:
-        await reporter.finish(out.entry.name)
-    assert out.completion is not None
-    content, finish, usage = parse_completion(out.completion.body)
+        await reporter.finish(result.model)
+    content, finish, usage = parse_completion(result.completion.body)
     return ChatResult(
         content=content,
-        model=out.entry.name,
-        provider=out.entry.provider.name,
-        attempts=[AttemptInfo.of(a) for a in out.attempts],
+        model=result.model,
+        provider=result.provider,
+        attempts=[AttemptInfo.of(a) for a in result.attempts],
         usage=usage,
         finish_reason=finish,
     )
 
 
-async def compare_one(rt: Runtime, name: str, body: dict[str, Any]) -> CompareAnswer:
+def token() -> str | None:
+    """The bearer key the MCP transport verified for this call (none over stdio)."""
+    access = get_access_token()
+    return access.token if access is not None else None
+
+
+async def compare_one(door: FrontDoor, name: str, body: dict[str, Any]) -> CompareAnswer:
     """Ask one model (no fallback); a failure becomes the answer's ``error``."""
-    t0 = rt.dispatcher.now()
-    provider = rt.registry.models[name].provider.name
+    t0 = door.now()
     try:
-        result = await run_chat(rt, {**body, "model": name}, None)
+        result = await run_chat(door, {**body, "model": name}, None)
     except RouterError as err:
-        ms = round((rt.dispatcher.now() - t0) * 1000, 2)
+        ms = round((door.now() - t0) * 1000, 2)
         return CompareAnswer(
             model=name,
-            provider=provider,
+            provider=door.provider_of(name),
             content=None,
             latency_ms=ms,
             usage=None,
             error=err.message,
         )
-    ms = round((rt.dispatcher.now() - t0) * 1000, 2)
+    ms = round((door.now() - t0) * 1000, 2)
     return CompareAnswer(
         model=name,
-        provider=provider,
+        provider=result.provider,
         content=result.content,
         latency_ms=ms,
         usage=result.usage,

@@ -11,8 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelrouter.attempts import Attempt
-from modelrouter.reports import health_report
-from modelrouter.runtime import Runtime
+from modelrouter.frontdoor import FrontDoor
 
 
 class ChatMessage(BaseModel):
@@ -102,7 +101,7 @@ class ModelInfo(BaseModel):
 class ModelList(BaseModel):
     """Every route and model the router serves."""
 
-    default_route: str
+    default_route: str | None = Field(description="Where a chat without a model goes, if anywhere")
     routes: list[RouteInfo]
     models: list[ModelInfo]
 
@@ -114,10 +113,10 @@ class HealthResult(BaseModel):
     models: dict[str, dict[str, Any]]
 
 
-def model_list(rt: Runtime) -> ModelList:
+def model_list(door: FrontDoor) -> ModelList:
     """Routes and models with health and rank, now."""
-    report = health_report(rt)
-    default = rt.settings.router.default_route
+    report = door.health(detailed=True)
+    default = door.default_route
     routes = [
         RouteInfo(
             name=name,
@@ -130,31 +129,33 @@ def model_list(rt: Runtime) -> ModelList:
         for name, r in report["routes"].items()
     ]
     models = []
-    for name, entry in rt.registry.models.items():
-        snap = report["models"][name]
-        s = entry.settings
+    for obj in door.model_objects():
+        extra = obj["modelrouter"]
+        if extra["kind"] != "model":
+            continue
+        snap = report["models"][obj["id"]]
         models.append(
             ModelInfo(
-                name=name,
-                provider=entry.provider.name,
-                upstream_model=entry.target.upstream_model,
+                name=obj["id"],
+                provider=extra["provider"],
+                upstream_model=extra["upstream_model"],
                 state=snap["state"],
                 breaker=snap["breaker"],
                 ranks=snap["ranks"],
-                context_window=s.context_window,
-                supports_tools=s.supports_tools,
-                supports_vision=s.supports_vision,
+                context_window=extra["context_window"],
+                supports_tools=extra["supports_tools"],
+                supports_vision=extra["supports_vision"],
             )
         )
     return ModelList(default_route=default, routes=routes, models=models)
 
 
-def route_detail(rt: Runtime, name: str) -> dict[str, Any] | None:
+def route_detail(door: FrontDoor, name: str) -> dict[str, Any] | None:
     """One route with its members' health, or ``None`` if there is no such route."""
-    report = health_report(rt)
+    report = door.health(detailed=True)
     route = report["routes"].get(name)
     if route is None:
         return None
     members = {m: report["models"][m] for m in route["models"]}
-    default = name == rt.settings.router.default_route
+    default = name == door.default_route
     return {"name": name, "default": default, **route, "health": members}
