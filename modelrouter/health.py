@@ -16,7 +16,6 @@ the request hot path: they are O(1) amortized, and percentiles are only computed
 from __future__ import annotations
 
 import enum
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,13 +25,12 @@ from typing import Any
 
 from modelrouter.policy import Health, rule
 from modelrouter.settings import HealthSettings
+from modelrouter.stats import ewma, ms_stats
 from providers.base import Failure
 
 DEFAULT_COOLDOWN_S = 10.0
 """Cooldown after a 429 without Retry-After: long enough to skip the next burst of
 requests, short enough not to lose a model to a momentary quota blip."""
-EWMA_ALPHA = 0.3
-"""Weight of the newest sample: a latency shift shows within a handful of calls."""
 WINDOW_MAXLEN = 1024
 """Most outcomes kept per model, whatever window_s is: caps memory under heavy load."""
 SLOW_START_FLOOR = 0.1
@@ -181,9 +179,9 @@ class HealthTracker:
                 return
         else:
             st.requests += 1
-            st.ewma_latency = _ewma(st.ewma_latency, latency_s)
+            st.ewma_latency = ewma(st.ewma_latency, latency_s)
             if ttft_s is not None:
-                st.ewma_ttft = _ewma(st.ewma_ttft, ttft_s)
+                st.ewma_ttft = ewma(st.ewma_ttft, ttft_s)
         st.consecutive = 0
         if st.breaker is not Breaker.CLOSED:
             self._close(st, now)
@@ -316,8 +314,8 @@ class HealthTracker:
                 "failures": st.win_failures,
                 "error_rate": round(st.win_failures / n, 4) if n else 0.0,
             },
-            "latency_ms": _ms_stats(st.ewma_latency, lat),
-            "ttft_ms": _ms_stats(st.ewma_ttft, ttft),
+            "latency_ms": ms_stats(st.ewma_latency, lat),
+            "ttft_ms": ms_stats(st.ewma_ttft, ttft),
             "last_probe": None
             if probe is None
             else {"ok": probe[0], "at": self._iso(probe[1], now), "error": probe[2]},
@@ -394,17 +392,3 @@ class HealthTracker:
             return None
         stamp = datetime.fromtimestamp(self._wall() + (t - now), UTC)
         return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _ewma(old: float | None, sample: float) -> float:
-    return sample if old is None else old + EWMA_ALPHA * (sample - old)
-
-
-def _ms_stats(ewma: float | None, ordered: list[float]) -> dict[str, float | None]:
-    def ms(seconds: float | None) -> float | None:
-        return None if seconds is None else round(seconds * 1000, 1)
-
-    def pct(p: float) -> float | None:  # nearest-rank percentile
-        return ordered[math.ceil(p * len(ordered)) - 1] if ordered else None
-
-    return {"ewma": ms(ewma), "p50": ms(pct(0.5)), "p95": ms(pct(0.95))}
