@@ -39,12 +39,6 @@ HEADER_SECRET = "header-secret-uvwxyz"
 ROUTER_KEY = "router-key-123456"
 
 
-@pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("up") as u:
-        yield u
-
-
 def config(up: FakeUpstream, **sections: Any) -> config_mod.LoadedConfig:
     return router_config(
         providers={

@@ -7,7 +7,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -18,18 +17,6 @@ from tests.fakes.upstream import FakeUpstream, ok, rate_limited, status
 from tests.router import RunningRouter, router_config, run_router
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def primary() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("primary") as up:
-        yield up
-
-
-@pytest.fixture
-def backup() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("backup") as up:
-        yield up
 
 
 def config(primary: FakeUpstream, backup: FakeUpstream, **health: Any) -> Any:

@@ -18,12 +18,6 @@ UPSTREAM_KEY = "sk-upstream-do-not-leak"
 
 
 @pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("up") as u:
-        yield u
-
-
-@pytest.fixture
 def router(up: FakeUpstream) -> Iterator[RunningRouter]:
     cfg = router_config(
         providers={

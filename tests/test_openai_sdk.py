@@ -31,12 +31,6 @@ def primary() -> Iterator[FakeUpstream]:
         yield up
 
 
-@pytest.fixture
-def backup() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("backup") as up:
-        yield up
-
-
 def two_model_config(first_url: str, second_url: str, **sections: Any) -> Any:
     return router_config(
         providers={

@@ -18,12 +18,6 @@ from tests.fakes.upstream import FakeUpstream
 from tests.router import RunningRouter, router_config, run_router
 
 
-@pytest.fixture
-def up() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("up") as u:
-        yield u
-
-
 def config(up: FakeUpstream, **server: Any) -> Any:
     return router_config(
         providers={

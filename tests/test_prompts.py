@@ -106,12 +106,6 @@ def cheap() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
-def backup() -> Iterator[FakeUpstream]:
-    with FakeUpstream.in_thread("backup") as up:
-        yield up
-
-
-@pytest.fixture
 def router(cheap: FakeUpstream, backup: FakeUpstream) -> Iterator[RunningRouter]:
     cfg = router_config(
         providers={

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,62 +14,57 @@ from tests.fakes.upstream import FakeUpstream, Ok
 
 from .openai_like import FakeAzure, FakeOllama
 
+V = TypeVar("V", bound=FakeUpstream)
 
-def _reset(up: FakeUpstream) -> None:
+VENDORS: dict[str, tuple[type[FakeUpstream], dict[str, Any]]] = {
+    "anthropic": (FakeAnthropic, {"content": "Hello from Claude"}),
+    "gemini": (FakeGemini, {"content": "Hello from Gemini"}),
+    "azure": (FakeAzure, {}),
+    "ollama": (FakeOllama, {}),
+}
+
+
+@pytest.fixture(scope="session")
+def vendors() -> Iterator[dict[str, FakeUpstream]]:
+    """Every vendor fake, by name, running for the whole session."""
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(cls.in_thread(name, **kwargs))
+            for name, (cls, kwargs) in VENDORS.items()
+        }
+
+
+def fresh(vendors: dict[str, FakeUpstream], name: str, cls: type[V]) -> V:
+    """The vendor fake ``name``, reset to answer normally with nothing queued."""
+    up = vendors[name]
+    assert isinstance(up, cls)
     up.clear()
     up.default = Ok()
     if isinstance(up, FakeAnthropic | FakeGemini):
         up.usage_extra.clear()
         up.rejected.clear()
-
-
-@pytest.fixture(scope="session")
-def _anthropic_server() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic.in_thread("anthropic", content="Hello from Claude") as up:
-        yield up
-
-
-@pytest.fixture(scope="session")
-def _gemini_server() -> Iterator[FakeGemini]:
-    with FakeGemini.in_thread("gemini", content="Hello from Gemini") as up:
-        yield up
-
-
-@pytest.fixture(scope="session")
-def _azure_server() -> Iterator[FakeAzure]:
-    with FakeAzure.in_thread("azure") as up:
-        yield up
-
-
-@pytest.fixture(scope="session")
-def _ollama_server() -> Iterator[FakeOllama]:
-    with FakeOllama.in_thread("ollama") as up:
-        yield up
+    return up
 
 
 @pytest.fixture
-def anthropic_up(_anthropic_server: FakeAnthropic) -> FakeAnthropic:
+def anthropic_up(vendors: dict[str, FakeUpstream]) -> FakeAnthropic:
     """The fake Messages API, freshly reset."""
-    _reset(_anthropic_server)
-    return _anthropic_server
+    return fresh(vendors, "anthropic", FakeAnthropic)
 
 
 @pytest.fixture
-def gemini_up(_gemini_server: FakeGemini) -> FakeGemini:
+def gemini_up(vendors: dict[str, FakeUpstream]) -> FakeGemini:
     """The fake Gemini API, freshly reset."""
-    _reset(_gemini_server)
-    return _gemini_server
+    return fresh(vendors, "gemini", FakeGemini)
 
 
 @pytest.fixture
-def azure_up(_azure_server: FakeAzure) -> FakeAzure:
+def azure_up(vendors: dict[str, FakeUpstream]) -> FakeAzure:
     """The fake Azure OpenAI resource, freshly reset."""
-    _reset(_azure_server)
-    return _azure_server
+    return fresh(vendors, "azure", FakeAzure)
 
 
 @pytest.fixture
-def ollama_up(_ollama_server: FakeOllama) -> FakeOllama:
+def ollama_up(vendors: dict[str, FakeUpstream]) -> FakeOllama:
     """The fake Ollama server, freshly reset."""
-    _reset(_ollama_server)
-    return _ollama_server
+    return fresh(vendors, "ollama", FakeOllama)

@@ -48,22 +48,23 @@ ASK: Any = [
 
 
 @pytest.fixture(scope="module")
-def router(
-    _anthropic_server: FakeAnthropic,
-    _gemini_server: FakeGemini,
-    _azure_server: FakeAzure,
-    _ollama_server: FakeOllama,
-) -> Iterator[RunningRouter]:
+def router(vendors: dict[str, FakeUpstream]) -> Iterator[RunningRouter]:
+    ollama = vendors["ollama"]
+    assert isinstance(ollama, FakeOllama)
     cfg = router_config(
         providers={
             "claude": {
                 "kind": "anthropic",
-                "base_url": _anthropic_server.base_url,
+                "base_url": vendors["anthropic"].base_url,
                 "api_key": ANTHROPIC_KEY,
             },
-            "gem": {"kind": "gemini", "base_url": _gemini_server.base_url, "api_key": GEMINI_KEY},
-            "az": {"kind": "azure", "base_url": _azure_server.base_url, "api_key": "azure-key"},
-            "local": {"kind": "ollama", "base_url": _ollama_server.root},
+            "gem": {
+                "kind": "gemini",
+                "base_url": vendors["gemini"].base_url,
+                "api_key": GEMINI_KEY,
+            },
+            "az": {"kind": "azure", "base_url": vendors["azure"].base_url, "api_key": "azure-key"},
+            "local": {"kind": "ollama", "base_url": ollama.root},
             "down": {"kind": "openai", "base_url": refused_base_url(), "api_key": "sk-down"},
         },
         models={
