@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -60,9 +60,11 @@ class RouterApp:
         await self.app(scope, receive, send)
 
 
-def create_app(config: config_mod.LoadedConfig) -> RouterApp:
+def create_app(
+    config: config_mod.LoadedConfig, *, health_clock: Callable[[], float] | None = None
+) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan."""
-    rt = Runtime(config)
+    rt = Runtime(config, health_clock=health_clock)
     door = FrontDoor(rt)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)

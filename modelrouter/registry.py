@@ -9,7 +9,7 @@ attempt trail.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +88,9 @@ def unfit_reason(model: ModelSettings, body: dict[str, Any]) -> str | None:
 class Registry:
     """Built once from the config; owns the providers and the health tracker."""
 
-    def __init__(self, config: LoadedConfig, tracker: HealthTracker | None = None) -> None:
+    def __init__(
+        self, config: LoadedConfig, *, health_clock: Callable[[], float] | None = None
+    ) -> None:
         s = config.settings
         self.settings = s
         self.providers: dict[str, Provider] = {
@@ -102,7 +104,8 @@ class Registry:
         self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}
         self.strategies = {n: r.strategy for n, r in s.routes.items()}
         self.weights = {n: m.weight for n, m in s.models.items()}
-        self.tracker = tracker or HealthTracker(s.health, self.models)
+        clock = {"clock": health_clock} if health_clock is not None else {}
+        self.tracker = HealthTracker(s.health, self.models, **clock)
         self.rng = random.Random()
         self._probing = s.health.probe != "none"
         # Capability checks only cost time when some model declares a limit.

@@ -8,6 +8,7 @@ request over these parts (:meth:`Runtime.prepare`, then the dispatcher).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -30,10 +31,13 @@ class Runtime:
         config: LoadedConfig,
         *,
         log: AccessLog | None = None,
+        health_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
-        self.registry = Registry(config)
+        # Health runs on an injectable clock (open_s, cooldowns, slow start), so tests
+        # move time instead of sleeping.
+        self.registry = Registry(config, health_clock=health_clock)
         self.tracker: HealthTracker = self.registry.tracker
         self.redactor = Redactor(config_secrets(config))
         self.dispatcher = Dispatcher(self.settings.router, self.tracker, redactor=self.redactor)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,9 +55,11 @@ def router_config(
 
 
 @contextmanager
-def run_router(config: LoadedConfig, *, port: int = 0) -> Iterator[RunningRouter]:
+def run_router(
+    config: LoadedConfig, *, port: int = 0, health_clock: Callable[[], float] | None = None
+) -> Iterator[RunningRouter]:
     """Serve ``config`` on ``port`` (0: a free one) until the block ends."""
-    app = create_app(config)
+    app = create_app(config, health_clock=health_clock)
     runtime: Runtime = app.state.runtime
     cfg = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(cfg)

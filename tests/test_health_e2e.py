@@ -13,6 +13,7 @@ import httpx2
 import openai
 import pytest
 
+from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import FakeUpstream, ok, rate_limited, status
 from tests.router import RunningRouter, router_config, run_router
 
@@ -45,7 +46,8 @@ def health_of(r: RunningRouter, model: str) -> dict[str, Any]:
 def test_breaker_opens_after_threshold_then_skips_dead_primary(
     primary: FakeUpstream, backup: FakeUpstream
 ) -> None:
-    with run_router(config(primary, backup, open_s=0.5)) as r:
+    clock = FakeClock()
+    with run_router(config(primary, backup, open_s=0.5), health_clock=clock) as r:
         client = openai.OpenAI(base_url=r.base_url, api_key="x", max_retries=0)
         assert served(client) == ("primary", 1)
         primary.default = status(503)
@@ -73,7 +75,7 @@ def test_breaker_opens_after_threshold_then_skips_dead_primary(
         assert httpx2.get(r.url + "/readyz", timeout=5).status_code == 200
         # Without probes, after open_s one real request is the half-open trial.
         primary.default = ok()
-        time.sleep(0.6)
+        clock.advance(0.6)
         assert served(client) == ("primary", 1)
         assert health_of(r, "primary")["breaker"] == "closed"
 
@@ -82,7 +84,8 @@ def test_dead_primary_found_by_probes_and_traffic_returns_gradually(
     primary: FakeUpstream, backup: FakeUpstream
 ) -> None:
     cfg = config(primary, backup, probe="models", interval_s=0.1, slow_start_s=3)
-    with run_router(cfg) as r:
+    clock = FakeClock()
+    with run_router(cfg, health_clock=clock) as r:
         r.runtime.registry.rng.seed(7)
         client = openai.OpenAI(base_url=r.base_url, api_key="x", max_retries=0)
         assert served(client) == ("primary", 1)
@@ -102,7 +105,7 @@ def test_dead_primary_found_by_probes_and_traffic_returns_gradually(
             time.sleep(0.05)
         early = Counter(served(client)[0] for _ in range(40))
         assert 0 < early["primary"] < 30, early  # slow start: a share, not everything
-        time.sleep(3.2)
+        clock.advance(3.2)
         late = Counter(served(client)[0] for _ in range(20))
         assert late["primary"] == 20, late
 
