@@ -44,6 +44,11 @@ MAX_IDLE = 32
 """Idle connections kept per origin; the oldest beyond this are closed."""
 MAX_RESPONSE_BYTES = 32 << 20
 """Largest body :meth:`Response.read` accepts (a streamed body is not counted)."""
+MAX_INTERIMS = 16
+"""Interim (1xx) answers accepted before the final one; servers send one or two."""
+MAX_HEAD_BYTES = 64 << 10
+"""Bytes an upstream may send without completing its final answer's head (1xx
+included); a head that does complete within the read that crossed this still counts."""
 
 Body = bytes | bytearray | memoryview | Sequence[bytes | memoryview]
 """A request body: bytes, or pieces to be sent one after the other."""
@@ -69,6 +74,8 @@ class _Conn(asyncio.Protocol):
         # (h11 does too). It cannot make us reuse a connection: whether one is
         # reused is decided on the final answer, and anything after it closes it.
         self.parser.set_dangerous_leniencies(lenient_keep_alive=True)
+        self.pending: list[bytes] = []
+        """What came before the final answer's head (for _gap)."""
         self.closed = False
         self.paused = False
         self.expires = 0.0
@@ -86,6 +93,15 @@ class _Conn(asyncio.Protocol):
         """The answer was read to its framed end."""
         self.error: ProviderError | None = None
         self.got_bytes = False
+        self.head_bytes = 0
+        """Bytes received up to the segment that holds the final head's end."""
+        self.interims = 0
+        self.ends_found = 0
+        self.last_end = 0
+        """Offset in ``pending`` just after the last interim head _gap has found."""
+        self.between = False
+        """An interim answer ended and the next has not begun."""
+        self.pending.clear()
         self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiter: asyncio.Future[None] | None = None
 
@@ -105,6 +121,16 @@ class _Conn(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        if not self.status:
+            # Before the final answer's head. llhttp skips CR and LF before a status
+            # line; an answer must start with one (h11 agrees), so they are refused
+            # here and, after a 1xx, in _gap. The bytes are kept for _gap.
+            pending = self.pending
+            if not pending and data[0] in b"\r\n":
+                self._invalid()
+                return
+            self.head_bytes += len(data)
+            pending.append(data)
         try:
             if len(data) > 1 and data[-1] in b"\r\n":
                 # llhttp skips CR and LF between messages without a callback, so stray
@@ -122,11 +148,38 @@ class _Conn(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             # Also _Stop from a callback (raised as HttpParserCallbackError). The
             # parser is unusable from here on, whatever it had read.
-            if not self.done:
-                self._fail(
-                    ProviderError(Failure.MALFORMED, f"upstream sent invalid HTTP ({self.label})")
-                )
-            self.close()
+            self._invalid()
+            return
+        if not self.status:  # still no final head
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._invalid("upstream answer head too large")
+            elif self.between and self._gap():
+                self._invalid()  # only line ends after a 1xx so far: never a status line
+
+    def _invalid(self, what: str = "upstream sent invalid HTTP") -> None:
+        """Fail the answer (unless it is complete already) and close the connection."""
+        if not self.done:
+            self._fail(ProviderError(Failure.MALFORMED, f"{what} ({self.label})"))
+        self.close()
+
+    def _gap(self) -> bool:
+        """Whether a CR or LF came right after the last interim answer's head.
+
+        llhttp skips them silently. The head of an interim answer ends at its first
+        blank line (llhttp accepts no bare LF, no folded line, no CR or LF inside a
+        line), and the first answer starts at the first byte (see data_received):
+        counting blank lines from there finds where each interim answer ended.
+        Rare: 1xx only, and at most MAX_INTERIMS of them.
+        """
+        kept = b"".join(self.pending)
+        while self.ends_found < self.interims:
+            at = kept.find(b"\r\n\r\n", self.last_end)
+            if at < 0:
+                return True  # cannot happen if llhttp is as strict as said: refuse
+            self.last_end = at + 4
+            self.ends_found += 1
+        end = self.last_end
+        return end < len(kept) and kept[end] in b"\r\n"
 
     def connection_lost(self, exc: Exception | None) -> None:
         ours = self.closed
@@ -141,14 +194,25 @@ class _Conn(asyncio.Protocol):
         self._fail(ProviderError(Failure.CONNECT, f"connection closed by upstream ({self.label})"))
 
     def _until_close(self) -> bool:
-        """Whether the body has neither a length nor chunked framing."""
+        """Whether the body ends when the connection does, as llhttp frames it.
+
+        So when there is no Content-Length and no Transfer-Encoding whose last coding
+        is chunked (RFC 9112 6.3); 1xx, 204 and 304 never get here.
+        """
         h = self.headers
-        return "content-length" not in h and "chunked" not in h.get("transfer-encoding", "")
+        if "content-length" in h:
+            return False
+        coding = h.get("transfer-encoding")
+        return coding is None or coding.rsplit(",", 1)[-1].strip(" \t").lower() != "chunked"
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
-        if self.done:
+        if self.between:
+            self.between = False
+            if self._gap():
+                raise _Stop  # CR or LF between a 1xx and the next status line
+        elif self.done:
             # Bytes after the framed end of the answer: a Content-Length shorter than
             # the body, or pipelined garbage. The answer stands; the connection is
             # closed.
@@ -175,8 +239,16 @@ class _Conn(asyncio.Protocol):
             # 100 Continue, 103 Early Hints...: an interim answer, the final one follows
             # (RFC 9110 15.2). Its headers are not the answer's.
             self.headers.clear()
+            self.interims += 1
+            if self.interims > MAX_INTERIMS:
+                self._fail(
+                    ProviderError(Failure.MALFORMED, f"upstream sent too many 1xx ({self.label})")
+                )
+                self.close()
+                raise _Stop
             return
         self.status = status
+        self.pending.clear()
         if not self.head.done():
             self.head.set_result(None)
 
@@ -190,7 +262,8 @@ class _Conn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if not self.status:
-            return  # the end of an interim answer
+            self.between = True  # the end of an interim answer
+            return
         self.done = True
         if not self.parser.should_keep_alive():
             self.close()

@@ -273,11 +273,13 @@ async def lean_outcome(
     closes: bool,
     *,
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+    timeout: float = 5.0,
     **origin_options: Any,
 ) -> Run:
     """Replay ``pieces`` to the lean client, then send a second request.
 
-    ``tls`` is (server context, client context). The outcome's ``reusable`` says
+    ``tls`` is (server context, client context); ``timeout`` bounds each request
+    (a hang fails the run with TimeoutError). The outcome's ``reusable`` says
     whether the connection was pooled once the whole script was delivered.
     """
     loop = asyncio.get_running_loop()
@@ -296,7 +298,7 @@ async def lean_outcome(
                     ssl_context=tls[1] if tls else None,
                     **origin_options,
                 )
-                first = await lean_answer(origin)
+                first = await lean_answer(origin, timeout=timeout)
                 # Whatever the client did, let the script run out before judging the pool.
                 await asyncio.wait_for(replay.finished.wait(), 5)
                 if closes:
@@ -304,7 +306,7 @@ async def lean_outcome(
                 first = Outcome(
                     first.status, first.headers, first.body, pooled(origin), first.error
                 )
-                second = await lean_answer(origin, b"req-2")
+                second = await lean_answer(origin, b"req-2", timeout)
                 origin.close()
                 await asyncio.sleep(0)  # let the closes run
     finally:

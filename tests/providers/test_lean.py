@@ -476,3 +476,20 @@ async def test_body_at_the_limit_is_read_and_streams_are_not_limited() -> None:
         resp.release()
         assert len(origin.idle) == 1
         origin.close()
+
+
+async def test_endless_head_and_endless_1xx_fail() -> None:
+    # Neither may make the client keep bytes (or parse) without end.
+    pad = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * (200 << 10)
+    interims = b"HTTP/1.1 100 Continue\r\n\r\n" * 17 + ok(b"late")
+    for answer, message in (
+        (pad, "upstream answer head too large (t)"),
+        (interims, "upstream sent too many 1xx (t)"),
+    ):
+        async with raw_server([answer]) as st:
+            origin = Origin(f"http://127.0.0.1:{st['port']}", "t")
+            with pytest.raises(ProviderError) as info:
+                await asyncio.wait_for(get(origin), 2)
+            assert info.value.failure is Failure.MALFORMED
+            assert info.value.message == message
+            assert origin.idle == []
