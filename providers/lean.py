@@ -222,7 +222,9 @@ class _Conn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.status:
             return  # a trailer after a chunked body: not a header of the answer (RFC 9110 6.5)
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        # llhttp trims the whitespace before a value but not after it (RFC 9110 5.5:
+        # neither is part of the value). rstrip hands back the same bytes if none.
+        self.headers[name.decode("latin-1").lower()] = value.rstrip(b" \t").decode("latin-1")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()

@@ -103,6 +103,17 @@ CORPUS = [
     ),
     Case("204", (b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",), False, 204, b"", True),
     Case(
+        "whitespace around header values",
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: \t text/plain \t\r\nX-Empty:  \r\n"
+            b"Content-Length: 1\r\n\r\nx",
+        ),
+        False,
+        200,
+        b"x",
+        True,
+    ),
+    Case(
         "204 with Content-Length: 0",
         (b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",),
         False,

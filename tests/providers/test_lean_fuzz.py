@@ -105,7 +105,7 @@ def test_mangled_answers_end_cleanly_and_never_poison_the_pool(
     # right to wait, and would stall the run.
     closes = not h11_outcome(pieces, closes=False).reusable
     ref = h11_outcome(pieces, closes)
-    run: Run = asyncio.run(lean_outcome(pieces, closes, timeout=1.0))
+    run: Run = asyncio.run(lean_outcome(pieces, closes, timeout=5.0))
     got = run.outcome
     # A result or a ProviderError (lean_outcome lets anything else through), and
     # nothing for the loop's exception handler.
