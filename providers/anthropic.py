@@ -63,7 +63,7 @@ class AnthropicProvider(NativeProvider):
         if options.beta:
             headers["anthropic-beta"] = ",".join(options.beta)
         root = (options.base_url or "").rstrip("/")
-        super().__init__(name, root if root.endswith("/v1") else root + "/v1", headers)
+        super().__init__(name, root if root.endswith("/v1") else root + "/v1", headers, options)
         self.default_max_tokens = options.default_max_tokens
         self._messages_url = self.base_url + "/messages"
 

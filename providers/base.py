@@ -8,13 +8,14 @@ class, and the dispatcher decides what happens next.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from providers.failures import Failure, ProviderError
 
@@ -244,6 +245,27 @@ class ProviderOptions(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = {}
+    transport: Literal["auto", "lean", "httpx"] = "auto"
+    """The HTTP client: ``lean`` (fast, HTTP/1.1), ``httpx`` (proxies, HTTP/2), or ``auto``:
+    httpx when the environment routes this upstream through a proxy or ``http2`` is set."""
+    http2: bool = False
+    """Speak HTTP/2 to the upstream (httpx transport; needs ``modelrouter[http2]``)."""
+    ca_bundle: str | None = None
+    """A PEM file of CA certificates to trust instead of the system's."""
+    client_cert: str | None = None
+    """A PEM client certificate (mutual TLS); its key in it or in ``client_key``."""
+    client_key: str | None = None
+    max_response_mb: float = Field(32, gt=0)
+    """Largest non-streamed answer accepted; a larger one fails the attempt (malformed)."""
+    max_event_mb: float = Field(4, gt=0)
+    """Largest single event of a streamed answer; a larger one fails the stream."""
+
+    @field_validator("http2")
+    @classmethod
+    def _h2_installed(cls, value: bool) -> bool:
+        if value and importlib.util.find_spec("h2") is None:
+            raise ValueError("needs the h2 package: pip install 'modelrouter[http2]'")
+        return value
 
 
 class Provider(Protocol):

@@ -52,7 +52,7 @@ class GeminiProvider(NativeProvider):
         headers = {"Content-Type": "application/json", **options.headers}
         if options.api_key:
             headers["x-goog-api-key"] = options.api_key
-        super().__init__(name, options.base_url or "", headers)
+        super().__init__(name, options.base_url or "", headers, options)
         self.safety_settings: list[dict[str, Any]] = [dict(s) for s in options.safety_settings]
 
     def classify(self, status: int, body: bytes) -> Failure:

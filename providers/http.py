@@ -14,7 +14,8 @@ import orjson
 
 from providers.base import Failure, ProviderError
 from providers.failures import parse_retry_after
-from providers.lean import Body, Origin, Response
+from providers.lean import Body
+from providers.transport import Reply, Transport
 
 MAX_ERROR_BODY = 64 * 1024
 """Upstream error bodies are read up to this size; the rest is not needed."""
@@ -47,7 +48,7 @@ def status_error(
 
 
 async def send_checked(
-    origin: Origin,
+    origin: Transport,
     method: str,
     path: str,
     headers: bytes,
@@ -55,7 +56,7 @@ async def send_checked(
     connect_timeout: float,
     classify: Classifier,
     refine: Callable[[ProviderError], ProviderError] | None = None,
-) -> Response:
+) -> Reply:
     """Send a request; raise the classified (and ``refine``-d) error of a non-2xx answer.
 
     A 3xx is an error too: redirects are not followed (the configured URL is wrong),

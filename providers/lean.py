@@ -191,7 +191,7 @@ class _Conn(asyncio.Protocol):
             self.done = True
             self._wake()
             return
-        if self.head.done():
+        if self.got_bytes:
             # The answer had begun: the upstream got the request (never retried as if not).
             self._fail(
                 ProviderError(Failure.INTERRUPTED, f"connection closed mid-answer ({self.label})")
@@ -530,3 +530,7 @@ class Origin:
         for conn in self.idle:
             conn.close()
         self.idle.clear()
+
+    async def aclose(self) -> None:
+        """Close every idle connection (the :class:`~providers.transport.Transport` form)."""
+        self.close()

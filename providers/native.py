@@ -76,7 +76,7 @@ class NativeProvider(HTTPProvider):
                     Failure.MALFORMED,
                     f"{self.vendor} did not stream ({ctype or 'no type'}, {self.label})",
                 )
-            async for event in sse_events(resp.chunks()):
+            async for event in sse_events(resp.chunks(), self.max_event_bytes):
                 _, data = parse_sse(event)
                 if not data:
                     continue

@@ -48,9 +48,8 @@ class OpenAIProvider(HTTPProvider):
     options_model: ClassVar[type[ProviderOptions]] = OpenAIOptions
 
     def __init__(self, name: str, options: ProviderOptions) -> None:
-        super().__init__(
-            name, options.base_url or "", auth_headers(options.api_key, options.headers)
-        )
+        headers = auth_headers(options.api_key, options.headers)
+        super().__init__(name, options.base_url or "", headers, options)
 
     def _path(self, target: Target) -> str:
         """Where chat completions for ``target`` go."""
@@ -80,7 +79,7 @@ class OpenAIProvider(HTTPProvider):
                 raise ProviderError(
                     Failure.MALFORMED, f"upstream did not stream ({ctype or 'no type'})"
                 )
-            async for event in sse_events(resp.chunks()):
+            async for event in sse_events(resp.chunks(), self.max_event_bytes):
                 if event == _DONE:
                     yield event
                     return

@@ -22,7 +22,8 @@ from pydantic import Field, field_validator
 from providers.base import Failure, ProviderError, ProviderOptions
 from providers.failures import classify_status
 from providers.http import endpoint_label, hop_line, send_checked
-from providers.lean import Body, Origin, Response
+from providers.lean import Body
+from providers.transport import Reply, Transport, open_transport
 
 
 class EnvKeyOptions(ProviderOptions):
@@ -60,14 +61,18 @@ class HTTPProvider:
     vendor: ClassVar[str] = "upstream"
     """Vendor name used in error messages."""
 
-    def __init__(self, name: str, base_url: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, base_url: str, headers: Mapping[str, str], options: ProviderOptions
+    ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.label = endpoint_label(self.base_url)
         """``host:port`` of the upstream: what error messages name (never the full URL)."""
         self.prefix = urlsplit(self.base_url).path
         """The base URL's path (``/v1``): request paths start with it."""
-        self.origin = Origin(self.base_url, self.label)
+        self.origin: Transport = open_transport(options, self.base_url, self.label)
+        self.max_event_bytes = int(options.max_event_mb * (1 << 20))
+        """Largest single event a stream may carry."""
         self._set_headers(headers)
 
     def _set_headers(self, headers: Mapping[str, str]) -> None:
@@ -79,7 +84,7 @@ class HTTPProvider:
 
     async def aclose(self) -> None:
         """Close idle connections."""
-        self.origin.close()
+        await self.origin.aclose()
 
     def classify(self, status: int, body: bytes) -> Failure:
         """Failure class of an error answer; vendors refine the generic table."""
@@ -91,7 +96,7 @@ class HTTPProvider:
 
     def _send(
         self, method: str, path: str, body: Body, connect: float, hops: int = 1
-    ) -> Awaitable[Response]:
+    ) -> Awaitable[Reply]:
         """Send a request to ``path`` (with its query); raise the error of a non-2xx answer.
 
         ``hops`` is the request's hop count as the upstream will see it (loop guard).

@@ -161,14 +161,14 @@ async def test_send_checked_fails_on_3xx(status: int) -> None:
 
         def classify(code: int, raw: bytes) -> Failure:
             seen.append((code, raw))
-            return Failure.AUTH
+            return Failure.MISCONFIGURED
 
         with pytest.raises(ProviderError) as info:
             await send_checked(origin, "POST", "/v1/x", b"", b"{}", 2, classify)
         origin.close()
     want_body = body if status != 304 else b""
     assert seen == [(status, want_body)]
-    assert info.value.failure is Failure.AUTH and info.value.status == status
+    assert info.value.failure is Failure.MISCONFIGURED and info.value.status == status
     assert info.value.message.startswith(f"upstream {status} (t)")
     assert "elsewhere" not in info.value.message
 
