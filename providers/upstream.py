@@ -13,7 +13,7 @@ environment variable when the config names none.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -53,6 +53,11 @@ class EnvKeyOptions(ProviderOptions):
         return None
 
 
+Signer = Callable[[str, str, Body], Awaitable[bytes]]
+"""Called before each request with its method, path and body; returns header lines
+(``Name: value\r\n``) to add: a fresh token, or a signature over the request."""
+
+
 class HTTPProvider:
     """Base class: one origin's connections, headers, and error mapping."""
 
@@ -73,6 +78,8 @@ class HTTPProvider:
         self.origin: Transport = open_transport(options, self.base_url, self.label)
         self.max_event_bytes = int(options.max_event_mb * (1 << 20))
         """Largest single event a stream may carry."""
+        self.signer: Signer | None = None
+        """Per-request credentials (short-lived tokens, request signing), if the kind needs them."""
         self._set_headers(headers)
 
     def _set_headers(self, headers: Mapping[str, str]) -> None:
@@ -103,7 +110,18 @@ class HTTPProvider:
         """
         # Hands back send_checked's coroutine: no extra frame on the hot path.
         headers = self._header_lines + hop_line(hops)
+        if self.signer is not None:
+            return self._signed(method, path, headers, body, connect)
         return send_checked(
+            self.origin, method, path, headers, body, connect, self.classify, self.refine
+        )
+
+    async def _signed(
+        self, method: str, path: str, headers: bytes, body: Body, connect: float
+    ) -> Reply:
+        assert self.signer is not None
+        headers += await self.signer(method, path, body)
+        return await send_checked(
             self.origin, method, path, headers, body, connect, self.classify, self.refine
         )
 

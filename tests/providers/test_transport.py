@@ -233,3 +233,29 @@ async def wait_listening(hostport: str) -> None:
         w.close()
         return
     raise TimeoutError(hostport)
+
+
+# -- per-request credentials ------------------------------------------------------------
+
+
+async def test_a_signer_adds_fresh_credentials_to_every_request() -> None:
+    async with FakeUpstream("up") as up:
+        p = provider(base_url=up.base_url)
+        issued: list[tuple[str, str, bytes]] = []
+
+        async def signer(method: str, path: str, body: Any) -> bytes:
+            raw = b"".join(bytes(x) for x in body) if isinstance(body, list) else bytes(body)
+            issued.append((method, path, raw))
+            return f"Authorization: Bearer short-lived-{len(issued)}\r\n".encode()
+
+        p.signer = signer
+        for _ in range(2):
+            done = await p.chat(ChatRequest.from_body(dict(BODY)), Target("m", "m"), 5)
+            assert orjson.loads(done.body)["choices"]
+        await p.aclose()
+    assert [r.headers["authorization"] for r in up.requests] == [
+        "Bearer short-lived-1",
+        "Bearer short-lived-2",
+    ]
+    assert [(m, path) for m, path, _ in issued] == [("POST", "/v1/chat/completions")] * 2
+    assert orjson.loads(issued[0][2])["messages"] == BODY["messages"]
