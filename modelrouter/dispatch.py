@@ -32,6 +32,7 @@ from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
+from providers.sse import sse_event
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -341,4 +342,4 @@ def stream_error_event(message: str, entry: ModelEntry) -> bytes:
             "code": "stream_interrupted",
         }
     }
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return sse_event(payload)

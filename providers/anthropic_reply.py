@@ -14,7 +14,8 @@ import orjson
 
 from providers.anthropic_wire import ERROR_STATUS, classify
 from providers.base import Failure, ProviderError
-from providers.openai_shapes import DONE, Choice, ChunkWriter, completion, malformed, usage_dict
+from providers.openai_shapes import Choice, ChunkWriter, completion, malformed, usage_dict
+from providers.sse import DONE
 
 STOP_REASONS = {
     "end_turn": "stop",

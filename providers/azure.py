@@ -20,8 +20,6 @@ from providers.failures import classify_status
 from providers.openai import OpenAIProvider
 from providers.upstream import EnvKeyOptions
 
-_DONE = b"data: [DONE]\n\n"
-
 
 class AzureOptions(EnvKeyOptions):
     """``[providers.NAME]`` with ``kind = "azure"``."""

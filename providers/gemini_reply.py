@@ -16,7 +16,8 @@ import orjson
 
 from providers.base import Failure, ProviderError
 from providers.gemini_wire import classify
-from providers.openai_shapes import DONE, Choice, ChunkWriter, completion, malformed, usage_dict
+from providers.openai_shapes import Choice, ChunkWriter, completion, malformed, usage_dict
+from providers.sse import DONE
 
 FILTERED = frozenset(
     {

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from providers.base import Failure, ProviderError
-from providers.http import sse_events
-from providers.openai_shapes import client_error, malformed, parse_sse
+from providers.openai_shapes import client_error, malformed
+from providers.sse import parse_sse, sse_events
 from providers.upstream import HTTPProvider
 
 

@@ -16,11 +16,9 @@ from typing import Any, ClassVar
 import orjson
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.http import auth_headers, sse_events
-from providers.openai_shapes import parse_sse
+from providers.http import auth_headers
+from providers.sse import DONE, parse_sse, sse_events
 from providers.upstream import HTTPProvider
-
-_DONE = b"data: [DONE]\n\n"
 
 
 class OpenAIOptions(ProviderOptions):
@@ -80,7 +78,7 @@ class OpenAIProvider(HTTPProvider):
                     Failure.MALFORMED, f"upstream did not stream ({ctype or 'no type'})"
                 )
             async for event in sse_events(resp.chunks(), self.max_event_bytes):
-                if event == _DONE:
+                if event == DONE:
                     yield event
                     return
                 check_event(event, self.label)

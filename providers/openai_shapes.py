@@ -14,9 +14,7 @@ from typing import Any
 import orjson
 
 from providers.base import Failure, ProviderError
-
-DONE = b"data: [DONE]\n\n"
-"""The event that ends every OpenAI stream."""
+from providers.sse import sse_event
 
 
 def client_error(message: str) -> ProviderError:
@@ -27,23 +25,6 @@ def client_error(message: str) -> ProviderError:
 def malformed(vendor: str, what: str) -> ProviderError:
     """An upstream answer that is not what the vendor documents."""
     return ProviderError(Failure.MALFORMED, f"{vendor} answer is malformed: {what}"[:500])
-
-
-def sse(data: Any) -> bytes:
-    """One SSE ``data:`` event holding ``data`` as compact JSON."""
-    return b"data: " + orjson.dumps(data) + b"\n\n"
-
-
-def parse_sse(event: bytes) -> tuple[str, bytes]:
-    """An SSE event's ``event:`` name (``""`` if none) and its joined ``data:`` lines."""
-    name = ""
-    data: list[bytes] = []
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line[5:6] == b" " else line[5:])
-        elif line.startswith(b"event:"):
-            name = line[6:].strip().decode("utf-8", "replace")
-    return name, b"\n".join(data)
 
 
 def text_of(content: Any) -> str:
@@ -232,13 +213,13 @@ class ChunkWriter:
     def delta(self, delta: dict[str, Any], index: int = 0, finish: str | None = None) -> bytes:
         """One chunk carrying ``delta`` for choice ``index``."""
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return sse(self._base([choice]))
+        return sse_event(self._base([choice]))
 
     def usage(self, usage: dict[str, Any]) -> bytes:
         """The closing usage chunk (no choices), sent when the client asked for it."""
         out = self._base([])
         out["usage"] = usage
-        return sse(out)
+        return sse_event(out)
 
 
 def usage_dict(

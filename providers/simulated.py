@@ -18,6 +18,7 @@ from pydantic import Field
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
 from providers.failures import classify_status
+from providers.sse import DONE, sse_event
 
 
 class SimulatedOptions(ProviderOptions):
@@ -169,17 +170,13 @@ class SimulatedProvider:
             if i == 0:
                 delta["role"] = "assistant"
             choice = {"index": 0, "delta": delta, "finish_reason": None}
-            yield _event({**head, "choices": [choice]})
-        yield _event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            yield sse_event({**head, "choices": [choice]})
+        yield sse_event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if request.include_usage:
-            yield _event({**head, "choices": [], "usage": self._usage(request, pieces)})
-        yield b"data: [DONE]\n\n"
+            yield sse_event({**head, "choices": [], "usage": self._usage(request, pieces)})
+        yield DONE
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """A probe fails as often as a call would."""
         if self._fails(self._probe_rng):
             await self._fail()
-
-
-def _event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"

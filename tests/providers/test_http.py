@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from providers.base import Failure, ProviderError
-from providers.http import send_checked, sse_events
+from providers.http import send_checked
 from providers.lean import Origin
+from providers.sse import sse_events
 from tests.providers.test_lean import raw_server
 
 
