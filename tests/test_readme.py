@@ -1,7 +1,7 @@
 """Every command in README.md, run against the demo config on a free port.
 
 Which blocks run: fenced ``bash`` and ``python`` blocks, unless the nearest non-blank
-line before the fence is ``<!-- not-run: reason -->``. ``json`` and ``toml`` blocks are
+line before the fence is ``<!-- not-run: reason -->``. ``json``, ``toml`` and ``text`` blocks are
 data (``toml`` blocks must parse); a fence with any other language, or none, fails
 :func:`test_every_block_is_labelled`, so a new command cannot hide from this test.
 
@@ -37,7 +37,7 @@ README = ROOT / "README.md"
 DEMO = ROOT / "modelrouter" / "demo.toml"
 KEY = "sk-readme-test"
 RUNNABLE = {"bash", "python"}
-DATA = {"json", "toml"}
+DATA = {"json", "toml", "text"}
 FENCE = re.compile(r"^```(.*)$")
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(.*?)\s*-->$")
 ASSIGNMENT = re.compile(r"""^[A-Za-z_][A-Za-z0-9_]*=("[^"]*"|'[^']*'|\S*)$""")
