@@ -23,8 +23,8 @@ chat fast path included:
 * **CORS** for ``server.cors_origins``: preflights answered here, and answers carry
   ``Access-Control-Allow-Origin`` and expose the router's headers.
 
-Errors use OpenAI's shape. Cost on the hot path (no ``Origin``, JSON body): one dict
-built from the header list and a few set and bytes comparisons.
+Errors use OpenAI's shape. Cost on the hot path (no ``Origin``, JSON body): one pass
+over the header names and a set lookup, under a microsecond.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -187,10 +188,17 @@ class Guard:
 
         That app is a refusal, a preflight answer, or ``app`` with CORS headers added.
         """
-        # One C-level pass over the header list. Where a header is repeated the last
+        # One pass comparing names: measured in the whole server, cheaper than building
+        # a dict (which hashes every header name). Where a header is repeated the last
         # one wins; browsers, the threat here, never repeat these.
-        headers: dict[bytes, bytes] = dict(scope["headers"])
-        host = headers.get(b"host")
+        host = origin = ctype = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"content-type":
+                ctype = value
         if self._check_host and host not in self._hosts and not self._host_ok(host):
             shown = _shown(host) if host is not None else "(none)"
             return _refusal(
@@ -202,16 +210,12 @@ class Guard:
                     code="host_not_allowed",
                 )
             )
-        ctype = None
-        if scope["method"] in BODY_METHODS and scope["path"].startswith(JSON_PREFIX):
-            ctype = headers.get(b"content-type")
-            if ctype == b"application/json" or (ctype is not None and is_json(ctype)):
-                ctype = None
-        # Left set only when it is a content type to refuse.
-        origin = headers.get(b"origin")
-        if origin is None:
-            return None if ctype is None else _refusal(_unsupported(ctype))
-        return self._cross_origin(scope, headers, origin, host, ctype)
+        if origin is not None:
+            return self._cross_origin(scope, origin, host, _refused_type(scope, ctype))
+        if ctype is None or ctype == b"application/json":
+            return None  # the usual request: ends here
+        bad = _refused_type(scope, ctype)
+        return None if bad is None else _refusal(_unsupported(bad))
 
     def _host_ok(self, host: bytes | None) -> bool:
         return host is not None and self.rules.allows(host.decode("latin-1").lower())
@@ -225,12 +229,7 @@ class Guard:
         return self.rules.allows(rest)
 
     def _cross_origin(
-        self,
-        scope: Scope,
-        headers: dict[bytes, bytes],
-        origin: bytes,
-        host: bytes | None,
-        bad_type: bytes | None,
+        self, scope: Scope, origin: bytes, host: bytes | None, bad_type: bytes | None
     ) -> ASGIApp | None:
         """Browsers only: the Origin check, then preflights and CORS headers."""
         cors = self._any_origin or origin in self._cors
@@ -247,9 +246,19 @@ class Guard:
         answer = None if bad_type is None else _refusal(_unsupported(bad_type))
         if not cors:
             return answer
-        if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
-            return _preflight(origin, headers.get(b"access-control-request-headers", b""))
+        headers = Headers(scope=scope)
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            return _preflight(origin, headers.get("access-control-request-headers", ""))
         return _with_cors(answer or self.app, origin)
+
+
+def _refused_type(scope: Scope, ctype: bytes | None) -> bytes | None:
+    """``ctype`` if this request's body must be JSON and it is not, else ``None``."""
+    if ctype is None or scope["method"] not in BODY_METHODS:
+        return None
+    if not scope["path"].startswith(JSON_PREFIX) or is_json(ctype):
+        return None
+    return ctype
 
 
 def _refusal(err: RouterError) -> ASGIApp:
@@ -269,9 +278,9 @@ def _unsupported(ctype: bytes) -> RouterError:
     )
 
 
-def _preflight(origin: bytes, requested: bytes) -> ASGIApp:
+def _preflight(origin: bytes, requested: str) -> ASGIApp:
     allowed = list(ALLOW_HEADERS)
-    for name in requested.decode("latin-1").split(","):
+    for name in requested.split(","):
         name = name.strip().lower()
         if _TOKEN.fullmatch(name) and name not in allowed:
             allowed.append(name)
