@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from modelrouter import config as config_mod
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
+from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
@@ -26,21 +27,25 @@ from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
+from modelrouter.settings import ServerSettings
 
 CHAT_PATH = "/v1/chat/completions"
 
 
 class RouterApp:
-    """The ASGI app: chat completions straight to their handler, the rest to FastAPI.
+    """The ASGI app: the request guard, then chat completions straight to their handler
+    and the rest to FastAPI.
 
     Measured with ``python -m bench``: FastAPI's middleware stack and router cost
     about a tenth of the hot path's throughput, and the chat endpoint needs none of
-    them (it reads the raw body and answers in OpenAI's error shape itself).
+    them (it reads the raw body and answers in OpenAI's error shape itself). The guard
+    (:mod:`modelrouter.api.guard`) runs first for every route, the chat path included.
     """
 
-    def __init__(self, app: FastAPI, chat: Handler) -> None:
+    def __init__(self, app: FastAPI, chat: Handler, server: ServerSettings) -> None:
         self.app = app
         self.chat = chat
+        self.guard = Guard(self.route, server)
 
     @property
     def state(self) -> Any:
@@ -48,16 +53,32 @@ class RouterApp:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
-            request = Request(scope, receive)
-            try:
-                response = await self.chat(request)
-            except Exception:
-                err = RouterError(500, "Internal error in modelrouter.", type="server_error")
-                response = error_response(err, request_id(request))
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            answer = self.guard.check(scope)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+            # Not through route(): one call layer less on the hot path.
+            if scope["path"] == CHAT_PATH and scope["method"] == "POST":
+                await self._chat(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch a request the guard let through (the app behind its CORS headers)."""
+        if scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            await self._chat(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.chat(request)
+        except Exception:
+            err = RouterError(500, "Internal error in modelrouter.", type="server_error")
+            response = error_response(err, request_id(request))
+        await response(scope, receive, send)
 
 
 def create_app(
@@ -119,7 +140,7 @@ def create_app(
         err = RouterError(500, "Internal error in modelrouter.", type="server_error")
         return error_response(err, request_id(request))
 
-    return RouterApp(app, chat)
+    return RouterApp(app, chat, rt.settings.server)
 
 
 def factory() -> RouterApp:

@@ -145,6 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP server (OpenAI API and MCP) with uvicorn."""
     import uvicorn
 
+    from modelrouter.http_protocol import uvicorn_http
+
     cfg = _load(args.config)
     server = cfg.settings.server
     host = args.host or server.host
@@ -172,7 +174,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="warning",
         timeout_graceful_shutdown=int(server.drain_s) or None,
         loop="auto",
-        http="auto",
+        # uvicorn's httptools protocol plus limits on reading a request (http_protocol.py).
+        http=uvicorn_http(server),
     )
     if args.workers > 1:
         # Each worker process builds its own app from the same config file.

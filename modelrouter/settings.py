@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -25,6 +25,50 @@ class ServerSettings(_Section):
     drain_s: float = Field(30, ge=0, description="SIGTERM: how long in-flight requests may finish")
     log_bodies: bool = False
     """Log prompts and answers. Off by default: they may hold personal data."""
+
+    # Who may call (modelrouter/api/guard.py) and how a request must arrive
+    # (modelrouter/http_protocol.py).
+    allowed_hosts: list[str] = []
+    """Host values accepted besides the bound address (``name`` = any port, or
+    ``name:port``), e.g. the name a reverse proxy forwards; ``"*"`` = any Host."""
+    cors_origins: list[str] = []
+    """Origins (``https://app.example``) whose pages may call the API from a browser;
+    ``"*"`` = any origin, which turns the Origin check off."""
+    header_timeout_s: float = Field(10, gt=0)
+    """A request line and its headers must arrive within this long of their first byte
+    (or of the connection opening)."""
+    body_timeout_s: float = Field(60, gt=0)
+    """A request body must arrive whole within this long of the end of its headers."""
+    max_header_kb: int = Field(64, ge=1)
+    """Request line plus headers larger than this get 431."""
+    max_headers: int = Field(100, ge=1)
+    """More request headers than this get 431."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in (v.strip().lower() for v in value):
+            # Entries are compared with the Host header: no scheme, no path.
+            if entry and ("/" in entry or "@" in entry or any(c.isspace() for c in entry)):
+                raise ValueError('each entry is a host name, "name:port" or "*" (no scheme)')
+            if entry:
+                out.append(entry)
+        return out
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in (v.strip().lower().rstrip("/") for v in value):
+            scheme, sep, rest = entry.partition("://")
+            bad = not sep or scheme not in ("http", "https") or not rest or "/" in rest
+            # Browsers send an origin as scheme://host[:port], nothing more.
+            if entry and entry != "*" and bad:
+                raise ValueError('each entry is an origin such as "https://app.example" or "*"')
+            if entry:
+                out.append(entry)
+        return out
 
 
 class RouterSettings(_Section):

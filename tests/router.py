@@ -16,6 +16,7 @@ import uvicorn
 
 from modelrouter.app import create_app
 from modelrouter.config import LoadedConfig, parse
+from modelrouter.http_protocol import uvicorn_http
 from modelrouter.runtime import Runtime
 
 
@@ -61,7 +62,16 @@ def run_router(
     """Serve ``config`` on ``port`` (0: a free one) until the block ends."""
     app = create_app(config, health_clock=health_clock)
     runtime: Runtime = app.state.runtime
-    cfg = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # The protocol `modelrouter serve` uses, so every test reads requests as it does.
+    http = uvicorn_http(config.settings.server)
+    cfg = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        http=http,  # type: ignore[arg-type]  # a protocol factory: uvicorn only calls it
+    )
     server = uvicorn.Server(cfg)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

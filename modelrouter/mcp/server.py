@@ -14,10 +14,13 @@ Security of ``/mcp``:
   served: clients must be given the key. The SDK's token verifier checks it again.
 * Host and Origin checks (DNS-rebinding protection): only the configured
   ``server.host:port`` is accepted, plus ``localhost`` and ``[::1]`` when bound to
-  loopback. Port 0 (the OS picks one) accepts any port of those hosts. Bound to a
-  wildcard address (``0.0.0.0``, ``::``) the names clients will use are unknowable,
-  so the checks are off and bearer keys are the protection (put a proxy that checks
-  Host in front if the server has no keys).
+  loopback, plus ``server.allowed_hosts``; pages from ``server.cors_origins`` too.
+  Port 0 (the OS picks one) accepts any port of those hosts. Bound to a wildcard
+  address (``0.0.0.0``, ``::``) without ``allowed_hosts`` the names clients will use
+  are unknowable, so the Host check is off and bearer keys are the protection (put a
+  proxy that checks Host in front if the server has no keys). The request guard in
+  front of every route (:mod:`modelrouter.api.guard`) applies the same rules first;
+  this is the SDK's own copy of them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelrouter import __version__
+from modelrouter.api.guard import host_rules, url_host
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.schemas import model_list, route_detail
@@ -50,8 +54,6 @@ INSTRUCTIONS = (
     "ask a route or model, 'compare' to ask several models at once, 'list_models' to see "
     "what exists and 'model_health' for health detail."
 )
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-WILDCARD = {"0.0.0.0", "::", "[::]", ""}
 
 
 class ApiKeyVerifier:
@@ -122,27 +124,24 @@ class BearerGate:
         await send({"type": "http.response.body", "body": body})
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def transport_security(server: ServerSettings) -> TransportSecuritySettings:
-    """Host and Origin checks for the configured address (see the module docstring)."""
-    host, port = server.host.strip(), server.port
-    if host in WILDCARD:
+    """Host and Origin checks for the configured address (see the module docstring).
+
+    The same rules as the request guard in front of every route
+    (:func:`modelrouter.api.guard.host_rules`), in the SDK's notation.
+    """
+    rules = host_rules(server)
+    if not rules.check or "*" in server.cors_origins:
+        # The SDK cannot express these; the guard in front still checks what applies.
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    names = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else [_url_host(host)]
-    hosts: list[str] = []
-    for name in names:
-        if port == 0:
-            hosts.append(f"{name}:*")
-        else:
-            hosts.append(f"{name}:{port}")
-            if port == 80:
-                hosts.append(name)  # clients leave the default port out of Host
-    origins = [f"http://{h}" for h in hosts]
+    origins = [f"http://{h}" for h in rules.patterns]
+    # Names from allowed_hosts are often behind a TLS proxy.
+    origins += [f"https://{h}" for h in rules.extra]
+    origins += server.cors_origins
     return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(rules.patterns),
+        allowed_origins=origins,
     )
 
 
@@ -254,7 +253,7 @@ def build_mcp_server(door: FrontDoor) -> MCPServer[Any]:
     verifier = None if door.open else ApiKeyVerifier(door)
     settings = None
     if verifier is not None:
-        issuer = f"http://{_url_host(server.host)}:{server.port or 80}"
+        issuer = f"http://{url_host(server.host)}:{server.port or 80}"
         settings = AuthSettings(issuer_url=issuer, resource_server_url=None)
     mcp: MCPServer[Any] = RouterMCPServer(
         "modelrouter",
