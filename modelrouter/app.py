@@ -1,4 +1,4 @@
-"""``create_app(config)``: the FastAPI application, its routes and its lifespan."""
+"""``create_app(config)``: the Starlette application, its routes and its lifespan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,22 +34,22 @@ CHAT_PATH = "/v1/chat/completions"
 
 class RouterApp:
     """The ASGI app: the request guard, then chat completions straight to their handler
-    and the rest to FastAPI.
+    and the rest to Starlette's router.
 
-    Measured with ``python -m bench``: FastAPI's middleware stack and router cost
+    Measured with ``python -m bench``: a framework's middleware stack and router cost
     about a tenth of the hot path's throughput, and the chat endpoint needs none of
     them (it reads the raw body and answers in OpenAI's error shape itself). The guard
     (:mod:`modelrouter.api.guard`) runs first for every route, the chat path included.
     """
 
-    def __init__(self, app: FastAPI, chat: Handler, server: ServerSettings) -> None:
+    def __init__(self, app: Starlette, chat: Handler, server: ServerSettings) -> None:
         self.app = app
         self.chat = chat
         self.guard = Guard(self.route, server)
 
     @property
     def state(self) -> Any:
-        """The FastAPI app's state (``state.runtime`` is the :class:`Runtime`)."""
+        """The app's state (``state.runtime`` is the :class:`Runtime`)."""
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,22 +82,32 @@ class RouterApp:
 
 
 def create_app(
-    config: config_mod.LoadedConfig, *, health_clock: Callable[[], float] | None = None
+    config: config_mod.LoadedConfig,
+    *,
+    health_clock: Callable[[], float] | None = None,
+    tune_process: bool = False,
 ) -> RouterApp:
-    """Build the app for one config; pools and probes open in its lifespan."""
+    """Build the app for one config; pools and probes open in its lifespan.
+
+    ``tune_process`` is for the command that owns the process (``modelrouter serve``):
+    glibc malloc settings, and the garbage collector told to leave everything built at
+    start-up alone. Tests and applications embedding the app keep their own settings.
+    """
     rt = Runtime(config, health_clock=health_clock)
     door = FrontDoor(rt)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tune_malloc()
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if tune_process:
+            tune_malloc()
         await rt.start()
-        # Everything built so far lives until shutdown: move it out of the collector's
-        # way. Full collections over these objects caused the p99 spikes under load.
-        gc.collect()
-        gc.freeze()
+        if tune_process:
+            # Everything built so far lives until shutdown: out of the collector's way.
+            # Full collections over these objects caused the p99 spikes under load.
+            gc.collect()
+            gc.freeze()
         try:
             # Starlette never runs a sub-app's lifespan: the MCP session manager runs here.
             async with mcp.session_manager.run():
@@ -105,18 +115,24 @@ def create_app(
         finally:
             await rt.aclose()
 
-    app = FastAPI(
-        title="modelrouter",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        err = RouterError(exc.status_code, str(exc.detail), code=code)
+        return error_response(err, request_id(request))
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        err = RouterError(500, "Internal error in modelrouter.", type="server_error")
+        return error_response(err, request_id(request))
+
+    app = Starlette(
+        lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: crash}
     )
     app.state.runtime = rt
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
     healthz, readyz, health = health_handlers(door)
-    # Plain Starlette routes: no dependency injection or body models on the hot path.
+    # Plain routes: no dependency injection or body models on the hot path.
     chat = chat_handler(door, max_body_mb)
     app.router.add_route(CHAT_PATH, chat, methods=["POST"])
     app.router.add_route("/v1/models", list_models, methods=["GET"])
@@ -129,21 +145,10 @@ def create_app(
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        err = RouterError(exc.status_code, str(exc.detail), code=code)
-        return error_response(err, request_id(request))
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> Response:
-        err = RouterError(500, "Internal error in modelrouter.", type="server_error")
-        return error_response(err, request_id(request))
-
     return RouterApp(app, chat, rt.settings.server)
 
 
 def factory() -> RouterApp:
     """Entry point for ``uvicorn --factory`` and ``--workers``: config from the environment."""
     cfg = config_mod.load(os.environ.get("MODELROUTER_CONFIG") or None)
-    return create_app(cfg)
+    return create_app(cfg, tune_process=True)

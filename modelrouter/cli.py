@@ -185,7 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     from modelrouter.app import create_app
 
-    uvicorn.run(create_app(cfg), **common)
+    uvicorn.run(create_app(cfg, tune_process=True), **common)
     return 0
 
 
