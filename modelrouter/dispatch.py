@@ -1,7 +1,7 @@
 """The one place where fallback, retries and deadlines happen.
 
 HTTP and MCP both call :class:`Dispatcher`. For each request it walks the ranked
-candidates, applies the failure table (see ARCHITECTURE.md) to every failed
+candidates, applies the failure policy (:mod:`modelrouter.policy`) to every failed
 attempt, records every outcome in the health tracker, and either returns the first
 good answer or raises a :class:`RouterError` that carries the whole attempt trail.
 

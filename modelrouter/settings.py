@@ -1,4 +1,4 @@
-"""The typed shape of the configuration file (see CONTRACT.md section 1).
+"""The typed shape of the configuration file (config.example.toml documents every key).
 
 Only shapes and per-field rules live here; loading, interpolation, environment
 overrides and cross-references are in :mod:`modelrouter.config`.
