@@ -238,6 +238,14 @@ CORPUS = [
         b"x",
         False,
     ),
+    Case(
+        "one LF after a chunked body",
+        (CHUNKED_HEAD + b"1\r\nx\r\n0\r\n\r\n\n",),
+        False,
+        200,
+        b"x",
+        False,
+    ),
     Case("a late LF after the body", (ok(b"one"), b"\n"), False, 200, b"one", False),
     Case("body ending in LFs, exact", (ok(b"data: x\n\n"),), False, 200, b"data: x\n\n", True),
     Case(
