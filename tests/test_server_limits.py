@@ -27,6 +27,9 @@ import pytest
 from modelrouter.http_protocol import RequestLimits
 from modelrouter.settings import ServerSettings
 
+# Short, so the tests are quick. "Cut after the timeout" is checked as at least half
+# of it (the server's clock may start before the test's) and at most 1.5 s more (a
+# loaded machine), which still tells "never" and "at once" apart.
 HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 0.5
 CONFIG = f"""
@@ -222,7 +225,7 @@ def test_slowloris_head_gets_408_after_the_header_timeout(server: Server) -> Non
     with connect(server) as sock:
         took = drip(sock, post_head(server, len(CHAT)), every=0.2, give_up=4)
         response = read_to_close(sock)
-    assert HEADER_TIMEOUT - 0.05 <= took < HEADER_TIMEOUT + 1.5, took
+    assert HEADER_TIMEOUT / 2 <= took < HEADER_TIMEOUT + 1.5, took
     status, err = error_of(response)
     assert status == 408
     assert err["code"] == "request_timeout"
@@ -233,7 +236,7 @@ def test_silent_connection_is_closed_after_the_header_timeout(server: Server) ->
         start = time.monotonic()
         assert read_to_close(sock, timeout=4) == b""
         took = time.monotonic() - start
-    assert HEADER_TIMEOUT - 0.05 <= took < HEADER_TIMEOUT + 1.5, took
+    assert HEADER_TIMEOUT / 2 <= took < HEADER_TIMEOUT + 1.5, took
 
 
 def test_body_that_never_comes_gets_408_after_the_body_timeout(server: Server) -> None:
@@ -242,7 +245,7 @@ def test_body_that_never_comes_gets_408_after_the_body_timeout(server: Server) -
         start = time.monotonic()
         response = read_to_close(sock, timeout=4)
         took = time.monotonic() - start
-    assert HEADER_TIMEOUT - 0.05 <= took < BODY_TIMEOUT + 1.5, took
+    assert BODY_TIMEOUT / 2 <= took < BODY_TIMEOUT + 1.5, took
     status, err = error_of(response)
     assert status == 408
     assert "body" in err["message"]
@@ -256,7 +259,7 @@ def test_dripped_body_gets_408_after_the_body_timeout(server: Server) -> None:
         sock.sendall(post_head(server, len(body)))
         took = drip(sock, body, every=0.1, give_up=4)
         response = read_to_close(sock)
-    assert BODY_TIMEOUT - 0.05 <= took < BODY_TIMEOUT + 1.5, took
+    assert BODY_TIMEOUT / 2 <= took < BODY_TIMEOUT + 1.5, took
     assert error_of(response)[0] == 408
 
 
@@ -346,7 +349,7 @@ MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
 def test_slow_upstream_answer_is_not_cut(server: Server) -> None:
     start = time.monotonic()
     done = client(server).chat.completions.create(model="slow", messages=MESSAGES)
-    assert time.monotonic() - start > 3 * max(HEADER_TIMEOUT, BODY_TIMEOUT)
+    assert time.monotonic() - start > 2 * max(HEADER_TIMEOUT, BODY_TIMEOUT)
     assert "hello" in (done.choices[0].message.content or "")
 
 

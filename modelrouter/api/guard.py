@@ -166,7 +166,8 @@ def _shown(value: bytes) -> str:
 class Guard:
     """Host, Origin, content-type and CORS checks in front of ``app`` (module docstring).
 
-    :meth:`check` is the hot path; ``Guard`` is also an ASGI app itself.
+    The app that serves calls :meth:`check` first for every HTTP request (see
+    :class:`modelrouter.app.RouterApp`); ``app`` is what a CORS answer wraps.
     """
 
     def __init__(self, app: ASGIApp, server: ServerSettings) -> None:
@@ -177,11 +178,6 @@ class Guard:
         self._hosts = frozenset(h.encode() for h in self.rules.exact)
         self._any_origin = "*" in server.cors_origins
         self._cors = frozenset(o.encode() for o in server.cors_origins if o != "*")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check, then answer the refusal or pass the request on."""
-        answer = self.check(scope) if scope["type"] == "http" else None
-        await (answer or self.app)(scope, receive, send)
 
     def check(self, scope: Scope) -> ASGIApp | None:
         """``None`` if an HTTP request may go on as it is, else the ASGI app that answers it.
