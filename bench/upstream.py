@@ -8,7 +8,9 @@ fallback fixed upstream when nginx is absent and, always, the streaming upstream
 - ``GET /stats``: connections accepted and requests served so far;
 - other ``GET``: a model list (probes are off in the benchmark, but answer anyway);
 - a body with ``"stream": true``: ``N`` SSE events, the first at once, then one every
-  ``interval`` ms, each in its own HTTP chunk, then ``data: [DONE]``;
+  ``interval`` ms, each in its own HTTP chunk, then (if the body asks for usage with
+  ``"include_usage":true``, as the router always does) OpenAI's usage-only chunk, then
+  ``data: [DONE]``;
 - anything else: :data:`FIXED_COMPLETION`.
 
 Bodies are fixed bytes (no ids or timestamps that vary), so the benchmark can compare
@@ -48,6 +50,12 @@ def sse_event(i: int) -> bytes:
 
 
 SSE_DONE = b"data: [DONE]\n\n"
+SSE_USAGE = (
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"bench-model","choices":[],'
+    b'"usage":{"prompt_tokens":9,"completion_tokens":20,"total_tokens":29}}\n\n'
+)
+"""The closing usage chunk of a stream that asked for it."""
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -134,11 +142,12 @@ class UpstreamProtocol(asyncio.Protocol):
             self.transport.write(_MODELS)
         elif b'"stream":true' in body or b'"stream": true' in body:
             self.busy = True
-            asyncio.get_running_loop().create_task(self._stream())
+            usage = b'"include_usage":true' in body or b'"include_usage": true' in body
+            asyncio.get_running_loop().create_task(self._stream(usage))
         else:
             self.transport.write(_OK)
 
-    async def _stream(self) -> None:
+    async def _stream(self, usage: bool) -> None:
         loop = asyncio.get_running_loop()
         t = self.transport
         if t is None:
@@ -154,7 +163,7 @@ class UpstreamProtocol(asyncio.Protocol):
         await asyncio.sleep(max(0.0, start + self.chunks * self.interval_s - loop.time()))
         if self.transport is None:
             return
-        t.write(_chunk(SSE_DONE) + b"0\r\n\r\n")
+        t.write((_chunk(SSE_USAGE) if usage else b"") + _chunk(SSE_DONE) + b"0\r\n\r\n")
         self.busy = False
         self._drain()
 

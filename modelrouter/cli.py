@@ -13,7 +13,9 @@ from typing import Any
 
 from modelrouter import __version__
 from modelrouter import config as config_mod
+from modelrouter.catalog import catalog
 from modelrouter.config import ConfigError, LoadedConfig
+from modelrouter.cost import prices_for
 from modelrouter.registry import with_default_facts
 
 DESCRIPTION = (
@@ -95,32 +97,54 @@ def routes_table(cfg: LoadedConfig) -> str:
     return _table(rows) + f"\n\ndefault route: {default}"
 
 
+def _price(v: float | None) -> str:
+    return "?" if v is None else f"{v:g}"
+
+
 def models_table(cfg: LoadedConfig) -> str:
-    """Every model with its provider and capability facts."""
+    """Every model with its provider, capability facts and prices (USD per million tokens).
+
+    Facts and prices the config leaves out come from the built-in catalogue (then, for
+    facts, the provider kind's defaults); ``?`` is unknown. PRICES says where the
+    prices came from.
+    """
     s = cfg.settings
-    rows = [["MODEL", "PROVIDER", "KIND", "UPSTREAM MODEL", "CONTEXT", "TOOLS", "VISION"]]
+    facts = ["CONTEXT", "TOOLS", "VISION"]
+    prices = ["IN $/M", "OUT $/M", "CACHED $/M", "PRICES"]
+    rows = [["MODEL", "PROVIDER", "KIND", "UPSTREAM MODEL", *facts, *prices]]
 
     def fact(v: object) -> str:
         return "?" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
     for name, m in s.models.items():
-        m = with_default_facts(m, cfg.providers[m.provider].kind)
+        opts = cfg.providers[m.provider]
+        upstream = m.model or name
+        m = with_default_facts(m, opts.kind, upstream=upstream, base_url=opts.base_url)
+        p = prices_for(m, upstream, opts.base_url)
         rows.append(
             [
                 name,
                 m.provider,
-                cfg.providers[m.provider].kind,
-                m.model or name,
+                opts.kind,
+                upstream,
                 fact(m.context_window),
                 fact(m.supports_tools),
                 fact(m.supports_vision),
+                _price(p.input),
+                _price(p.output),
+                _price(p.cached_input),
+                p.source,
             ]
         )
-    return _table(rows)
+    note = (
+        f"\nfacts and prices not in the config: built-in catalogue of {catalog().as_of} "
+        "(list prices; config values win)"
+    )
+    return _table(rows) + note
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate the config and print the resolved routes."""
+    """Validate the config and print the resolved routes and models."""
     cfg = _load(args.config)
     _warn_startup(cfg)
     print(f"config: {cfg.source}")
@@ -128,6 +152,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"auth: {len(cfg.settings.server.api_keys)} API key(s)")
     print()
     print(routes_table(cfg))
+    print()
+    print(models_table(cfg))
     print("\nconfig OK")
     return 0
 

@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import orjson
-
 from modelrouter.attempts import Attempt, client_error, exhausted, internal_error, skipped_attempts
 from modelrouter.health import HealthTracker
 from modelrouter.policy import Again, rule
@@ -31,6 +29,7 @@ from modelrouter.redact import Redactor
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
+from modelrouter.usage import UsageTap, completion_usage
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
 from providers.sse import sse_event
 
@@ -67,6 +66,10 @@ class Outcome:
     ttft: float | None = None
     """Streams: seconds from the serving attempt's start to its first event."""
     usage: dict[str, Any] | None = field(default=None)
+    """The served answer's OpenAI-shaped usage: the upstream's, else estimated. A
+    relayed stream has it once the relay ended (before ``on_end`` runs)."""
+    usage_estimated: bool = False
+    """The upstream reported no usage: ``usage`` is the router's estimate."""
     client_gone: bool = False
     """Set by the surface when the client left a relayed stream (see :meth:`Dispatcher.relay`)."""
     cut: str | None = None
@@ -111,8 +114,15 @@ class Dispatcher:
             return entry.provider.chat(request, entry.target, connect)
 
         done, entry, attempts, started, deadline = await self._run(plan, call, observer)
+        usage, estimated = completion_usage(request, done.body, done.usage)
         return Outcome(
-            entry, attempts, completion=done, started=started, deadline=deadline, usage=done.usage
+            entry,
+            attempts,
+            completion=done,
+            started=started,
+            deadline=deadline,
+            usage=usage,
+            usage_estimated=estimated,
         )
 
     async def open_stream(
@@ -259,7 +269,9 @@ class Dispatcher:
 
         An upstream failure after the first event ends the stream with a
         ``data: {"error": ...}`` event and no ``[DONE]``, so no client mistakes a cut
-        stream for a finished one. ``on_end(out, error)`` runs once at the end.
+        stream for a finished one. ``on_end(out, error)`` runs once at the end, with
+        ``out.usage`` set (see :class:`~modelrouter.usage.UsageTap`: the usage-only
+        chunk reaches only a client that asked for it).
 
         A stream abandoned before its end by our side (the client left: the surface
         sets ``out.client_gone``; or the server cancelled it at shutdown) says so in
@@ -272,11 +284,15 @@ class Dispatcher:
         deadline = out.deadline
         error: str | None = None
         failure: Failure | None = None
-        want_usage = request.include_usage
+        tap = UsageTap(
+            client_asked=request.include_usage,
+            expected=request.include_usage or getattr(out.entry.provider, "stream_usage", False),
+        )
         rest = out.rest
         finished = False
         try:
-            yield out.first
+            if tap.passes(out.first):
+                yield out.first
             while True:
                 wait = min(idle, deadline - self.now())
                 try:
@@ -285,9 +301,8 @@ class Dispatcher:
                 except StopAsyncIteration:
                     finished = True
                     break
-                if want_usage and (b'"usage":{' in event or b'"usage": {' in event):
-                    out.usage = _usage_of(event)
-                yield event
+                if tap.passes(event):
+                    yield event
         except ProviderError as exc:
             error, failure = self.redactor.error(exc).message, Failure.STREAM_CUT
         except TimeoutError:
@@ -301,6 +316,7 @@ class Dispatcher:
             error = "internal error in modelrouter"
         finally:
             await _aclose(rest)
+            out.usage, out.usage_estimated = tap.result(request)
             name = out.entry.name
             if failure is not None:
                 self.tracker.record_failure(name, failure, error=error)
@@ -313,14 +329,6 @@ class Dispatcher:
             on_end(out, error)
         if error is not None:
             yield stream_error_event(error, out.entry)
-
-
-def _usage_of(event: bytes) -> dict[str, Any] | None:
-    try:
-        usage = orjson.loads(event[6:]).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return usage if isinstance(usage, dict) else None
 
 
 async def _aclose(agen: AsyncIterator[bytes]) -> None:

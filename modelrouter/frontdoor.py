@@ -4,9 +4,11 @@ Every surface (the HTTP endpoints, the MCP tools) translates its protocol into a
 chat body and a :class:`Call` (who is calling, by which door), hands both to
 :class:`FrontDoor`, and translates the result back. Everything in between happens
 here, in this order, for every surface alike: authentication, preparation (validate,
-resolve, rank), dispatch (fallback, retries, deadline), and the access-log record.
-Later stages of the gateway (permissions, limits, cost, metrics) belong here too,
-so that each is written once.
+resolve, rank), dispatch (fallback, retries, deadline), usage and cost
+(:func:`modelrouter.cost.cost_of` over the dispatcher's
+:class:`~modelrouter.dispatch.Outcome`), and the access-log record. Later stages of
+the gateway (permissions, limits, metrics) belong here too, so that each is written
+once.
 
 A request ends as exactly one of two types: :class:`Completed` or :class:`Streaming`;
 a failure is a :class:`~modelrouter.errors.RouterError`, already logged when raised.
@@ -23,6 +25,7 @@ from typing import Any
 
 from modelrouter import reports
 from modelrouter.attempts import Attempt, loop_detected
+from modelrouter.cost import cost_of
 from modelrouter.dispatch import CLIENT_GONE, Observer, Outcome
 from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.prompts import prompt_chat_body
@@ -239,13 +242,12 @@ class FrontDoor:
         error: str | None = None,
     ) -> None:
         rec = self._record(call, plan, status, out.attempts, stream=request.stream)
-        rec["model"] = out.entry.name
-        rec["provider"] = out.entry.provider.name
-        if out.usage:
-            rec["tokens"] = {
-                "prompt": out.usage.get("prompt_tokens"),
-                "completion": out.usage.get("completion_tokens"),
-            }
+        entry = out.entry
+        rec["model"] = entry.name
+        rec["provider"] = entry.provider.name
+        # The served model's cost only: failed attempts on other models bill nothing here.
+        cost = cost_of(entry, entry.target.upstream_model, out.usage, estimated=out.usage_estimated)
+        rec.update(cost.fields())
         if error:
             rec["error"] = error
         if self._rt.log_bodies:

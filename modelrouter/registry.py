@@ -3,7 +3,8 @@ order should this request try which models?
 
 The order comes from :func:`modelrouter.ranking.rank` (health-aware); capability
 facts then skip models that cannot serve the request, with the reason kept for the
-attempt trail.
+attempt trail. A model's facts are its own config's, else the built-in catalogue's for
+its upstream id (:mod:`modelrouter.catalog`), else its provider kind's defaults.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelrouter.catalog import catalog
 from modelrouter.config import LoadedConfig
+from modelrouter.cost import Prices, prices_for
 from modelrouter.errors import bad_request, model_not_found
 from modelrouter.health import HealthTracker
 from modelrouter.ranking import rank
 from modelrouter.settings import ModelSettings
+from modelrouter.usage import CHARS_PER_TOKEN, prompt_chars
 from providers import build, default_facts
 from providers.base import ChatRequest, Provider, Target
 
@@ -30,6 +34,8 @@ class ModelEntry:
     provider: Provider
     target: Target
     settings: ModelSettings
+    prices: Prices = field(default_factory=lambda: Prices(None, None, None, "none"))
+    """Resolved once at start (:func:`modelrouter.cost.prices_for`), never per request."""
 
 
 @dataclass(slots=True)
@@ -52,36 +58,49 @@ def _has_images(body: dict[str, Any]) -> bool:
     return False
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    """A cheap upper-bound-ish estimate: four characters a token over all messages."""
-    chars = 0
-    for msg in body.get("messages") or ():
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    chars += len(part["text"])
-    return chars // 4
+def _may_have_images(request: ChatRequest) -> bool:
+    # A byte search on the client's body rules most requests out without decoding it;
+    # an image part's type is one of these strings.
+    return request.mentions(b'"image_url"') or request.mentions(b'"input_image"')
 
 
-def with_default_facts(model: ModelSettings, kind: str) -> ModelSettings:
-    """``model`` with its provider kind's capability defaults filled in where unset."""
-    missing = {k: v for k, v in default_facts(kind).items() if getattr(model, k, 0) is None}
+def _tokens_over(request: ChatRequest, window: int) -> int | None:
+    """The prompt's estimated tokens (four characters a token) if above ``window``.
+
+    Text takes at least a byte a character, so a body of at most ``4 * window`` bytes
+    cannot be above: only a larger one is decoded and counted.
+    """
+    size = request.size
+    if size is not None and size // CHARS_PER_TOKEN <= window:
+        return None
+    need = prompt_chars(request.body) // CHARS_PER_TOKEN
+    return need if need > window else None
+
+
+def with_default_facts(
+    model: ModelSettings, kind: str, *, upstream: str | None = None, base_url: str | None = None
+) -> ModelSettings:
+    """``model`` with unset capability facts filled in: from the catalogue entry of its
+    upstream id (``upstream``, default ``model.model``; served from ``base_url``), else
+    from its provider kind's defaults."""
+    upstream = upstream or model.model
+    entry = catalog().lookup(upstream, base_url) if upstream else None
+    facts = {**default_facts(kind), **(entry.facts() if entry else {})}
+    missing = {k: v for k, v in facts.items() if getattr(model, k, 0) is None}
     return model.model_copy(update=missing) if missing else model
 
 
-def unfit_reason(model: ModelSettings, body: dict[str, Any]) -> str | None:
-    """Why ``model`` cannot serve ``body``, or ``None`` if it can (as far as we know)."""
-    if model.supports_tools is False and (body.get("tools") or body.get("functions")):
+def unfit_reason(model: ModelSettings, request: ChatRequest) -> str | None:
+    """Why ``model`` cannot serve ``request``, or ``None`` if it can (as far as we know)."""
+    if model.supports_tools is False and (
+        request.is_nonempty_array("tools") or request.is_nonempty_array("functions")
+    ):
         return "no tool support"
-    if model.supports_vision is False and _has_images(body):
+    if model.supports_vision is False and _may_have_images(request) and _has_images(request.body):
         return "no image support"
-    if model.context_window is not None:
-        need = _prompt_tokens(body)
-        if need > model.context_window:
-            return f"prompt of about {need} tokens exceeds context window {model.context_window}"
+    window = model.context_window
+    if window is not None and (need := _tokens_over(request, window)) is not None:
+        return f"prompt of about {need} tokens exceeds context window {window}"
     return None
 
 
@@ -98,9 +117,12 @@ class Registry:
         }
         self.models: dict[str, ModelEntry] = {}
         for name, m in s.models.items():
-            m = with_default_facts(m, config.providers[m.provider].kind)
-            target = Target(name=name, upstream_model=m.model or name, options=m.options)
-            self.models[name] = ModelEntry(name, self.providers[m.provider], target, m)
+            opts = config.providers[m.provider]
+            upstream = m.model or name
+            m = with_default_facts(m, opts.kind, upstream=upstream, base_url=opts.base_url)
+            target = Target(name=name, upstream_model=upstream, options=m.options)
+            prices = prices_for(m, upstream, opts.base_url)
+            self.models[name] = ModelEntry(name, self.providers[m.provider], target, m, prices)
         self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}
         self.strategies = {n: r.strategy for n, r in s.routes.items()}
         self.weights = {n: m.weight for n, m in s.models.items()}
@@ -108,11 +130,14 @@ class Registry:
         self.tracker = HealthTracker(s.health, self.models, **clock)
         self.rng = random.Random()
         self._probing = s.health.probe != "none"
-        # Capability checks only cost time when some model declares a limit.
+        # Capability checks only cost time when some model has a limit (its own, the
+        # catalogue's or its kind's).
         self._gated = {
             n
-            for n, m in s.models.items()
-            if m.supports_tools is False or m.supports_vision is False or m.context_window
+            for n, e in self.models.items()
+            if e.settings.supports_tools is False
+            or e.settings.supports_vision is False
+            or e.settings.context_window
         }
 
     async def start(self) -> None:
@@ -172,7 +197,7 @@ class Registry:
         plan = Plan(label, [], notes=notes)
         for n in order:
             entry = models[n]
-            reason = unfit_reason(entry.settings, request.body) if n in self._gated else None
+            reason = unfit_reason(entry.settings, request) if n in self._gated else None
             if reason is None:
                 plan.candidates.append(entry)
             else:

@@ -115,6 +115,10 @@ class ModelSettings(_Section):
     """Share of traffic under ``strategy = "weighted"``."""
     options: dict[str, Any] = {}
     """Provider-specific per-model options (e.g. the simulated provider's reply)."""
+    cached_input_cost_per_mtok: float | None = Field(None, ge=0)
+    """USD per million prompt tokens read from the upstream's prompt cache; unset: the
+    catalogue's cached price if the input price is the catalogue's too, else the input
+    price (see :mod:`modelrouter.cost`)."""
 
 
 class RouteSettings(_Section):

@@ -44,6 +44,8 @@ class AnthropicProvider(NativeProvider):
     kind: ClassVar[str] = "anthropic"
     options_model: ClassVar[type[ProviderOptions]] = AnthropicOptions
     vendor: ClassVar[str] = "Anthropic"
+    stream_usage: ClassVar[bool] = True
+    """Every stream ends with a usage chunk (the translation always writes one)."""
     default_facts: ClassVar[dict[str, object]] = {
         # Every current Claude model takes tools and images and at least 200k tokens.
         "context_window": 200_000,

@@ -87,7 +87,9 @@ class AnthropicStream:
 
     Feed it each decoded event; it returns the OpenAI events to send.
     The role chunk is held back until the first content, so an ``error`` event that
-    arrives before any content still lets the router try another model.
+    arrives before any content still lets the router try another model. The stream
+    always ends with a usage chunk; ``include_usage`` (the client asked for usage) adds
+    ``usage: null`` to the other chunks, as OpenAI does.
     """
 
     def __init__(self, *, model: str, created: int, include_usage: bool) -> None:
@@ -182,7 +184,6 @@ class AnthropicStream:
         if not self.done:
             raise ProviderError(Failure.INTERRUPTED, "Anthropic stream ended without message_stop")
         out = [] if self._finished else self._emit({}, "stop")
-        if self._include_usage:
-            out.append(self.writer.usage(usage_of(self._usage)))
+        out.append(self.writer.usage(usage_of(self._usage)))
         out.append(DONE)
         return out

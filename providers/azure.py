@@ -17,11 +17,11 @@ import orjson
 
 from providers.base import Failure, ProviderOptions, Target
 from providers.failures import classify_status
-from providers.openai import OpenAIProvider
+from providers.openai import OpenAIProvider, PassthroughOptions
 from providers.upstream import EnvKeyOptions
 
 
-class AzureOptions(EnvKeyOptions):
+class AzureOptions(EnvKeyOptions, PassthroughOptions):
     """``[providers.NAME]`` with ``kind = "azure"``."""
 
     key_env: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_API_KEY",)

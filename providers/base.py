@@ -74,7 +74,7 @@ class ChatRequest:
     that translate it, capability checks and body logging.
     """
 
-    __slots__ = ("_body", "_members", "_source", "hops", "include_usage", "stream")
+    __slots__ = ("_body", "_members", "_options", "_source", "hops", "include_usage", "stream")
 
     def __init__(
         self,
@@ -99,6 +99,7 @@ class ChatRequest:
         options = self.get("stream_options")
         if options is not None and not isinstance(options, dict):
             raise InvalidBody("'stream_options' must be an object.", "stream_options")
+        self._options: dict[str, Any] | None = options
         self.include_usage = _usage_asked(options)
         """Whether the client asked for a usage chunk at the end of a stream."""
 
@@ -153,6 +154,19 @@ class ChatRequest:
         except orjson.JSONDecodeError as err:
             raise InvalidBody(f"Request body is not valid JSON: {key!r}: {err}") from None
 
+    @property
+    def size(self) -> int | None:
+        """Length in bytes of the client's JSON (``None`` when built from a decoded object)."""
+        return len(self._source) if self._members is not None else None
+
+    def mentions(self, needle: bytes) -> bool:
+        """Whether ``needle`` may occur in the body: a byte search of the client's JSON.
+
+        Built from a decoded object there are no bytes to search: always ``True``, so
+        callers go on to look at :attr:`body`.
+        """
+        return self._members is None or needle in self._source
+
     def is_nonempty_array(self, key: str) -> bool:
         """Whether member ``key`` is an array with at least one element (without decoding it)."""
         if self._members is None:
@@ -169,16 +183,25 @@ class ChatRequest:
             i += 1
         return view[i] != 0x5D  # "]"
 
-    def json_with_model(self, model: str) -> list[bytes | memoryview]:
+    def json_with_model(self, model: str, *, ask_usage: bool = False) -> list[bytes | memoryview]:
         """The client's object for an upstream: ``model`` set, the router's fields removed.
 
         ``model`` goes last, where decoders that let a later member win will find it.
         From bytes, the result is pieces that point into the client's body (a writer
         sends them without joining); otherwise one encoded ``bytes``.
+
+        ``ask_usage``: a stream whose client did not ask for usage asks the upstream
+        for it anyway, ``"include_usage": true`` merged into the client's
+        ``stream_options`` (the router needs the count; the relay hides the extra
+        chunk from the client). Requests that do not stream are sent as they are:
+        OpenAI refuses ``stream_options`` without ``stream``.
         """
+        options = self._usage_options() if ask_usage else None
         members = self._members
         if members is None:
             body = {k: v for k, v in self.body.items() if _forwarded(k)}
+            if options is not None:
+                body["stream_options"] = orjson.Fragment(options)
             body["model"] = model
             try:
                 return [orjson.dumps(body)]
@@ -190,10 +213,22 @@ class ChatRequest:
         for key, value in members.items():
             if _forwarded(key):
                 parts.append(_KEYS.get(key) or orjson.dumps(key) + b":")
-                parts.append(memoryview(value))
+                if options is not None and key == "stream_options":
+                    parts.append(options)
+                    options = None
+                else:
+                    parts.append(memoryview(value))
                 parts.append(b",")
+        if options is not None:
+            parts.append(_KEYS["stream_options"] + options + b",")
         parts.append(b'"model":' + orjson.dumps(model) + b"}")
         return parts
+
+    def _usage_options(self) -> bytes | None:
+        """The ``stream_options`` that ask for usage, or ``None`` if no change is needed."""
+        if not self.stream or self.include_usage:
+            return None
+        return orjson.dumps({**(self._options or {}), "include_usage": True})
 
 
 def _check_not_empty(raw: bytes) -> None:
@@ -269,7 +304,15 @@ class ProviderOptions(BaseModel):
 
 
 class Provider(Protocol):
-    """An upstream adapter. See the module docstring for the rules."""
+    """An upstream adapter. See the module docstring for the rules.
+
+    Usage: a completion's :attr:`Completion.usage` is the upstream's count, ``None`` if
+    it gave none. A stream should end with OpenAI's usage-only chunk
+    (``"choices": []`` and a ``usage`` object) whether or not the client asked for one
+    (the dispatcher hides it from a client that did not); a provider that always does
+    says so with a true ``stream_usage`` attribute. Without it, the dispatcher decodes
+    every event to estimate the answer's size, in case no usage comes.
+    """
 
     kind: ClassVar[str]
     options_model: ClassVar[type[ProviderOptions]]

@@ -39,6 +39,8 @@ class GeminiProvider(NativeProvider):
     kind: ClassVar[str] = "gemini"
     options_model: ClassVar[type[ProviderOptions]] = GeminiOptions
     vendor: ClassVar[str] = "Gemini"
+    stream_usage: ClassVar[bool] = True
+    """Every stream ends with a usage chunk (the translation always writes one)."""
     default_facts: ClassVar[dict[str, object]] = {
         # Gemini 1.5 and later: tools, images and a 1M-token window. Models with less
         # (e.g. Gemma served by the same API) need their own facts in [models.NAME].

@@ -155,6 +155,8 @@ class GeminiStream:
     Role chunks are held back until the first content, so a filtered or failed stream
     that produced nothing still lets the router try another model. Gemini has no
     terminal event: the stream is complete once every candidate sent a finish reason.
+    The stream always ends with a usage chunk; ``include_usage`` (the client asked for
+    usage) adds ``usage: null`` to the other chunks, as OpenAI does.
     """
 
     def __init__(self, *, model: str, created: int, include_usage: bool, response_id: str) -> None:
@@ -223,6 +225,4 @@ class GeminiStream:
         """The closing events; raise if the stream ended before every candidate finished."""
         if not self.done or self._writer is None:
             raise ProviderError(Failure.INTERRUPTED, "Gemini stream ended without a finish reason")
-        out = [self._writer.usage(usage_of(self._usage))] if self._include_usage else []
-        out.append(DONE)
-        return out
+        return [self._writer.usage(usage_of(self._usage)), DONE]

@@ -5,6 +5,13 @@ router's own ``models`` field removed), so fields this router has never heard of
 ``tools``, ``response_format``, ``logprobs``, ``seed`` — reach the upstream as sent,
 byte for byte (see :meth:`ChatRequest.json_with_model`). Answers come back as the
 upstream's bytes.
+
+Streams also report their usage: unless the client asked for it already, the upstream
+is asked for a closing usage chunk (``stream_options.include_usage``), which the
+dispatcher takes and hides from the client. OpenAI then also puts ``"usage":null`` on
+every chunk; that member is cut from the end of a chunk where OpenAI writes it, so the
+client sees the chunks it asked for. Servers that refuse ``stream_options`` (Mistral
+answers 422) get ``stream_usage = false`` (see :class:`PassthroughOptions`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,17 @@ from providers.sse import DONE, parse_sse, sse_events
 from providers.upstream import HTTPProvider
 
 
-class OpenAIOptions(ProviderOptions):
+class PassthroughOptions(ProviderOptions):
+    """Options of every OpenAI-compatible kind."""
+
+    stream_usage: bool = True
+    """Ask the upstream for a usage chunk at the end of each stream even when the client
+    did not (``stream_options.include_usage``), so every stream's cost is known. Turn
+    off for servers that refuse ``stream_options``; their streams' usage is then
+    whatever they send unasked, else estimated."""
+
+
+class OpenAIOptions(PassthroughOptions):
     """``[providers.NAME]`` with ``kind = "openai"``."""
 
     base_url: str | None = "https://api.openai.com/v1"
@@ -39,6 +56,10 @@ def parse_completion(raw: bytes, label: str) -> Completion:
     return Completion(body=raw, usage=usage if isinstance(usage, dict) else None)
 
 
+_NULL_USAGE = b',"usage":null}\n\n'
+"""How OpenAI ends every chunk of a stream that asked for usage (one-line events)."""
+
+
 class OpenAIProvider(HTTPProvider):
     """Adapter for the OpenAI Chat Completions wire format."""
 
@@ -48,6 +69,9 @@ class OpenAIProvider(HTTPProvider):
     def __init__(self, name: str, options: ProviderOptions) -> None:
         headers = auth_headers(options.api_key, options.headers)
         super().__init__(name, options.base_url or "", headers, options)
+        # Options of a plug-in's subclass may not have the field: ask, as OpenAI allows.
+        self.stream_usage: bool = getattr(options, "stream_usage", True)
+        """Whether streams ask the upstream for usage (see :class:`PassthroughOptions`)."""
 
     def _path(self, target: Target) -> str:
         """Where chat completions for ``target`` go."""
@@ -69,7 +93,8 @@ class OpenAIProvider(HTTPProvider):
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> AsyncIterator[bytes]:
         """Forward the upstream's SSE events one by one until ``data: [DONE]``."""
-        data = request.json_with_model(target.upstream_model)
+        added = self.stream_usage and not request.include_usage  # we ask, the client did not
+        data = request.json_with_model(target.upstream_model, ask_usage=self.stream_usage)
         resp = await self._send("POST", self._path(target), data, connect_timeout, request.hops + 1)
         try:
             ctype = resp.headers.get("content-type", "")
@@ -82,6 +107,8 @@ class OpenAIProvider(HTTPProvider):
                     yield event
                     return
                 check_event(event, self.label)
+                if added and event.endswith(_NULL_USAGE):
+                    event = event[: -len(_NULL_USAGE)] + b"}\n\n"
                 yield event
         finally:
             resp.release()

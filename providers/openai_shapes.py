@@ -206,7 +206,7 @@ class ChunkWriter:
             "choices": choices,
         }
         if self.include_usage:
-            # OpenAI sends ``usage: null`` on every chunk once usage was asked for.
+            # OpenAI sends ``usage: null`` on every chunk once the client asked for usage.
             out["usage"] = None
         return out
 
@@ -216,7 +216,11 @@ class ChunkWriter:
         return sse_event(self._base([choice]))
 
     def usage(self, usage: dict[str, Any]) -> bytes:
-        """The closing usage chunk (no choices), sent when the client asked for it."""
+        """The closing usage chunk (no choices).
+
+        Adapters end every stream with it, asked for or not: the dispatcher needs the
+        count, and hides the chunk from a client that did not ask for it.
+        """
         out = self._base([])
         out["usage"] = usage
         return sse_event(out)

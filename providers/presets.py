@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import ConfigDict
 
 from providers.base import ProviderOptions
-from providers.openai import OpenAIProvider
+from providers.openai import OpenAIProvider, PassthroughOptions
 from providers.upstream import EnvKeyOptions
 
 
@@ -27,10 +27,14 @@ class Preset:
     key_env: str | None
     hosted: bool = True
     """A hosted API needs a key; a local server usually runs without one."""
+    stream_usage: bool = True
+    """Default of ``stream_usage``: whether the service accepts ``stream_options``."""
 
 
 PRESETS: tuple[Preset, ...] = (
-    Preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    # Mistral refuses stream_options (422 extra_forbidden) but ends every stream with
+    # usage on its last chunk unasked.
+    Preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", stream_usage=False),
     Preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
     Preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
     Preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
@@ -45,13 +49,14 @@ PRESETS: tuple[Preset, ...] = (
 def preset_class(preset: Preset) -> type[OpenAIProvider]:
     """The provider class for ``preset``: OpenAI passthrough with its own options model."""
 
-    class _Options(EnvKeyOptions):
+    class _Options(EnvKeyOptions, PassthroughOptions):
         model_config = ConfigDict(title=f"{preset.kind.capitalize()}Options")
 
         key_env: ClassVar[tuple[str, ...]] = (preset.key_env,) if preset.key_env else ()
         key_required: ClassVar[bool] = preset.hosted
 
         base_url: str | None = preset.base_url
+        stream_usage: bool = preset.stream_usage
 
     _Options.__name__ = _Options.__qualname__ = f"{preset.kind.capitalize()}Options"
     _Options.__doc__ = f'``[providers.NAME]`` with ``kind = "{preset.kind}"``.'

@@ -69,6 +69,8 @@ class SimulatedProvider:
 
     kind: ClassVar[str] = "simulated"
     options_model: ClassVar[type[ProviderOptions]] = SimulatedOptions
+    stream_usage: ClassVar[bool] = True
+    """Every stream ends with a usage chunk."""
 
     def __init__(self, name: str, options: ProviderOptions) -> None:
         assert isinstance(options, SimulatedOptions)
@@ -172,8 +174,9 @@ class SimulatedProvider:
             choice = {"index": 0, "delta": delta, "finish_reason": None}
             yield sse_event({**head, "choices": [choice]})
         yield sse_event({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        if request.include_usage:
-            yield sse_event({**head, "choices": [], "usage": self._usage(request, pieces)})
+        # Always, as real upstreams asked by the router do; the dispatcher hides it
+        # from a client that did not ask.
+        yield sse_event({**head, "choices": [], "usage": self._usage(request, pieces)})
         yield DONE
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:

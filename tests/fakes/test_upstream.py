@@ -117,6 +117,26 @@ async def test_stream_with_include_usage(up: FakeUpstream) -> None:
     assert all(c.usage is None for c in chunks[:-1])
 
 
+async def test_usage_modes_and_cached_tokens(up: FakeUpstream) -> None:
+    up.cached_tokens = 1
+    done = await client(up.base_url).chat.completions.create(model="m", messages=MSGS)
+    assert done.usage is not None and done.usage.prompt_tokens_details is not None
+    assert done.usage.prompt_tokens_details.cached_tokens == 1
+    up.usage = "none"  # an old server: never any usage, asked or not
+    done = await client(up.base_url).chat.completions.create(model="m", messages=MSGS)
+    assert done.usage is None
+    asked = {"stream": True, "stream_options": {"include_usage": True}}
+    status_code, _, body = await raw_chat(up, messages=MSGS, **asked)
+    assert status_code == 200 and b'"usage"' not in body
+    assert b"".join(up.sent) == body  # what the fake wrote is what arrived
+    up.usage = "on_finish"  # Mistral: usage on the finish chunk; stream_options refused
+    status_code, _, body = await raw_chat(up, messages=MSGS, **asked)
+    assert status_code == 422 and b"extra_forbidden" in body
+    status_code, _, body = await raw_chat(up, messages=MSGS, stream=True)
+    finish = orjson.loads(body.split(b"\n\n")[-3].removeprefix(b"data: "))
+    assert finish["choices"][0]["finish_reason"] == "stop" and finish["usage"]["total_tokens"] > 0
+
+
 async def test_stream_wire_format_without_usage(up: FakeUpstream) -> None:
     status_code, headers, body = await raw_chat(up, messages=MSGS, stream=True)
     assert status_code == 200 and headers["Content-Type"].startswith("text/event-stream")

@@ -11,8 +11,15 @@ Sync tests (server runs on its own loop in a background thread)::
         up.fail_n(2)
 
 Each chat request consumes one scripted behaviour; when the queue is empty ``up.default``
-applies. Stream-only behaviours given to a non-stream request: ``cut_stream`` sends half of
-a ``content-length`` body then closes, ``stream_error`` answers 500, ``slow_stream`` and
+applies. How the fake reports usage is set per fake: ``up.usage`` (``"asked"``: OpenAI's
+way, a usage-only chunk closing a stream that asked for it; ``"on_finish"``: Mistral's
+way, usage on the finish chunk of every stream, and ``stream_options`` refused with
+422; ``"none"``: never, asked or not, as old servers do) and ``up.cached_tokens``
+(reported as ``prompt_tokens_details.cached_tokens``). ``up.sent`` holds the events of
+the last stream as written.
+
+Stream-only behaviours given to a non-stream request: ``cut_stream`` sends half of a
+``content-length`` body then closes, ``stream_error`` answers 500, ``slow_stream`` and
 ``first_chunk_delay`` delay the whole answer.
 """
 
@@ -195,6 +202,10 @@ class FakeUpstream:
         self.require_key = require_key
         self.default: Behaviour = Ok()
         self.requests: list[RecordedRequest] = []
+        self.usage: Literal["asked", "on_finish", "none"] = "asked"
+        self.cached_tokens = 0
+        self.sent: list[bytes] = []
+        """The events of the last streamed answer, as written."""
         self.calls = 0
         self.port = 0
         self._queue: deque[Behaviour] = deque()
@@ -351,6 +362,10 @@ class FakeUpstream:
         body = self.requests[-1].json
         if not isinstance(body, dict):
             return self._json(error_body("Request body is not a JSON object"), 400)
+        if self.usage == "on_finish" and "stream_options" in body:
+            # Mistral's answer to a member it does not know.
+            detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options"]}]
+            return self._json({"object": "error", "message": {"detail": detail}}, 422)
         b = self._queue.popleft() if self._queue else self.default
         c = _Completion(self, body)
         match b:
@@ -420,7 +435,8 @@ class _Completion:
         self.model = body.get("model")
         self.streaming = bool(body.get("stream"))
         opts = body.get("stream_options")
-        self.include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        asked = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        self.include_usage = asked and up.usage == "asked"
         msgs = body.get("messages")
         self.prompt_tokens = (
             sum(len(str(m.get("content") or "").split()) for m in msgs if isinstance(m, dict))
@@ -430,9 +446,12 @@ class _Completion:
         self.id = f"chatcmpl-{up.name}-{up.calls}"
         self.created = int(time.time())
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         p, d = self.prompt_tokens, len(self.text.split())
-        return {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
+        usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
+        if self.up.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.up.cached_tokens}
+        return usage
 
     def _base(self, obj: str) -> dict[str, Any]:
         return {
@@ -447,7 +466,8 @@ class _Completion:
         """A non-stream ``chat.completion`` body."""
         message = {"role": "assistant", "content": self.text, "refusal": None}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-        return {**self._base("chat.completion"), "choices": [choice], "usage": self._usage()}
+        out = {**self._base("chat.completion"), "choices": [choice]}
+        return out if self.up.usage == "none" else {**out, "usage": self._usage()}
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         """One ``chat.completion.chunk`` (with ``usage: null`` when usage was requested)."""
@@ -471,6 +491,14 @@ class _Completion:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         resp.headers.update({"cache-control": "no-cache", "x-fake-upstream": up.name})
         await resp.prepare(request)
+        up.sent = []
+        write = resp.write
+
+        async def record(data: bytes) -> None:
+            up.sent.append(data)
+            await write(data)
+
+        resp.write = record  # type: ignore[method-assign]
         if await up._sleep(first_delay):
             return up._close(request, resp)
         if raw is not None:
@@ -489,7 +517,10 @@ class _Completion:
                 return resp
             if tail:
                 await resp.write(tail)
-            await resp.write(_sse(self.chunk({}, "stop")))
+            finish = self.chunk({}, "stop")
+            if up.usage == "on_finish":
+                finish["usage"] = self._usage()
+            await resp.write(_sse(finish))
             if self.include_usage:
                 usage = {
                     **self._base("chat.completion.chunk"),

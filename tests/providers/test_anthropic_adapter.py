@@ -77,7 +77,9 @@ async def test_stream_tool_call(claude: AnthropicProvider, anthropic_up: FakeAnt
     assert joined_tool_calls(chunks) == [
         {"id": "toolu_fake0001", "name": "get_weather", "arguments": '{"city":"Paris"}'}
     ]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    # Not asked for, the usage chunk still ends the stream: the dispatcher needs it.
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
 
 
 @pytest.mark.parametrize(

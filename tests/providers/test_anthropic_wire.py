@@ -379,9 +379,15 @@ def test_stream_text_and_tool_call() -> None:
     assert usage["usage"]["completion_tokens"] == 42
 
 
-def test_stream_without_usage_request_sends_no_usage() -> None:
+def test_stream_without_usage_request_has_no_null_usage_but_ends_with_usage() -> None:
     chunks = chunks_of(run(TEXT_AND_TOOL, include_usage=False))
-    assert all("usage" not in c for c in chunks)
+    assert all("usage" not in c for c in chunks[:-1])
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 42
+
+
+def test_stream_with_usage_request_has_null_usage_on_every_chunk() -> None:
+    chunks = chunks_of(run(TEXT_AND_TOOL, include_usage=True))
+    assert all(c["usage"] is None for c in chunks[:-1])
 
 
 def test_error_event_before_content_is_a_server_failure_with_nothing_sent() -> None:

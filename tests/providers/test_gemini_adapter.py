@@ -86,7 +86,9 @@ async def test_stream_function_call_with_signature(
         for tc in c["choices"][0]["delta"].get("tool_calls") or ()
     ]
     assert deltas[0]["extra_content"]["google"]["thought_signature"] == "c2ln"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    # Not asked for, the usage chunk still ends the stream: the dispatcher needs it.
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
 
 
 @pytest.mark.parametrize(

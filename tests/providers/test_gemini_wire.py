@@ -359,6 +359,15 @@ def test_stream_text_then_function_call() -> None:
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 14
 
 
+def test_stream_ends_with_usage_asked_for_or_not() -> None:
+    done = [chunk([{"text": "Hi"}], "STOP")]
+    unasked = chunks_of(run(done, include_usage=False))
+    assert all("usage" not in c for c in unasked[:-1])
+    assert unasked[-1]["choices"] == [] and unasked[-1]["usage"]["total_tokens"] == 14
+    asked = chunks_of(run(done, include_usage=True))
+    assert all(c["usage"] is None for c in asked[:-1]) and asked[-1] == unasked[-1]
+
+
 def test_stream_without_finish_reason_is_interrupted() -> None:
     with pytest.raises(ProviderError) as info:
         run([chunk([{"text": "Let me "}])])
