@@ -22,7 +22,7 @@ from unittest.mock import patch
 
 import h11
 
-from providers import lean
+from providers import lean_conn
 from providers.base import ProviderError
 from providers.lean import Origin
 
@@ -106,23 +106,23 @@ class Probe:
 
     @contextmanager
     def installed(self) -> Iterator[Probe]:
-        """Wrap :class:`providers.lean._Conn` callbacks while the block runs."""
-        data_received = lean._Conn.data_received
-        connection_lost = lean._Conn.connection_lost
+        """Wrap :class:`providers.lean_conn.Connection` callbacks while the block runs."""
+        data_received = lean_conn.Connection.data_received
+        connection_lost = lean_conn.Connection.connection_lost
 
-        def on_data(conn: lean._Conn, data: bytes) -> None:
+        def on_data(conn: lean_conn.Connection, data: bytes) -> None:
             self.received += len(data)
             self._changed.set()
             data_received(conn, data)
 
-        def on_lost(conn: lean._Conn, exc: Exception | None) -> None:
+        def on_lost(conn: lean_conn.Connection, exc: Exception | None) -> None:
             self.lost += 1
             self._changed.set()
             connection_lost(conn, exc)
 
         with (
-            patch.object(lean._Conn, "data_received", on_data),
-            patch.object(lean._Conn, "connection_lost", on_lost),
+            patch.object(lean_conn.Connection, "data_received", on_data),
+            patch.object(lean_conn.Connection, "connection_lost", on_lost),
         ):
             yield self
 
