@@ -26,10 +26,7 @@ Stream-only behaviours given to a non-stream request: ``cut_stream`` sends half 
 from __future__ import annotations
 
 import asyncio
-import re
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,129 +36,70 @@ from typing import Any, Literal, Self
 import orjson
 from aiohttp import web
 
-
-@dataclass(frozen=True)
-class Ok:
-    """Answer normally with ``content`` (None: the upstream's content) after ``delay`` s."""
-
-    content: str | None = None
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class Status:
-    """Answer ``code`` with ``body`` (dict: JSON, str: text; None: OpenAI-shaped error)."""
-
-    code: int
-    body: Mapping[str, Any] | str | None = None
-    headers: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Never answer; the handler ends (closing the connection) only when the server stops."""
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Read the request, then close the TCP connection without any HTTP response."""
-
-
-@dataclass(frozen=True)
-class BadJson:
-    """200 whose body (or stream event) is not valid JSON."""
-
-
-@dataclass(frozen=True)
-class NoChoices:
-    """200 with a valid completion (or chunk) lacking ``choices``."""
-
-
-@dataclass(frozen=True)
-class CutStream:
-    """Stream ``after`` content chunks, then close the connection without ``[DONE]``."""
-
-    after: int = 1
-
-
-@dataclass(frozen=True)
-class SlowStream:
-    """Stream the content as ``chunks`` pieces, each preceded by ``interval`` seconds."""
-
-    chunks: int = 5
-    interval: float = 0.05
-
-
-@dataclass(frozen=True)
-class StreamError:
-    """Stream ``after`` content chunks, then a ``data: {"error": ...}`` event, then end."""
-
-    after: int = 1
-    message: str = "fake upstream stream error"
-
-
-@dataclass(frozen=True)
-class BadEvent:
-    """Stream ``after`` content chunks, then ``raw`` as one event, then finish cleanly.
-
-    With ``after=0``, ``raw`` is the first event (no role chunk before it)."""
-
-    after: int
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class FirstChunkDelay:
-    """Send stream headers at once but the first event only after ``seconds``."""
-
-    seconds: float
-
-
-Behaviour = (
-    (Ok | Status | Hang | Drop | BadJson | NoChoices | CutStream | SlowStream | StreamError)
-    | FirstChunkDelay
-    | BadEvent
+from tests.fakes.completion import Completion, split_text, sse
+from tests.fakes.script import (
+    BadEvent,
+    BadJson,
+    Behaviour,
+    CutStream,
+    Drop,
+    FirstChunkDelay,
+    Hang,
+    NoChoices,
+    Ok,
+    SlowStream,
+    Status,
+    StreamError,
+    bad_event,
+    bad_json,
+    context_length_exceeded,
+    cut_stream,
+    drop,
+    error_body,
+    first_chunk_delay,
+    hang,
+    no_choices,
+    ok,
+    rate_limited,
+    refused_base_url,
+    refused_port,
+    slow_stream,
+    status,
+    stream_error,
 )
 
-# Lower-case aliases so scripts read like prose: up.script(status(500), ok()).
-ok, status, hang, drop, bad_json, no_choices = Ok, Status, Hang, Drop, BadJson, NoChoices
-cut_stream, slow_stream = CutStream, SlowStream
-stream_error, first_chunk_delay, bad_event = StreamError, FirstChunkDelay, BadEvent
-
-
-def error_body(
-    message: str, type: str = "invalid_request_error", code: str | None = None
-) -> dict[str, Any]:
-    """An OpenAI-shaped error body: ``{"error": {message, type, param, code}}``."""
-    return {"error": {"message": message, "type": type, "param": None, "code": code}}
-
-
-def rate_limited(retry_after: int = 30) -> Status:
-    """429 with a ``retry-after`` header (seconds)."""
-    return Status(
-        429,
-        error_body("Rate limit reached", "requests", "rate_limit_exceeded"),
-        {"retry-after": str(retry_after)},
-    )
-
-
-def context_length_exceeded() -> Status:
-    """400 with OpenAI's ``context_length_exceeded`` error code."""
-    msg = "This model's maximum context length is 8192 tokens."
-    return Status(400, error_body(msg, code="context_length_exceeded"))
-
-
-def refused_port() -> int:
-    """A 127.0.0.1 port that was free a moment ago, so connecting to it is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-def refused_base_url() -> str:
-    """A ``/v1`` base URL on which connections are refused."""
-    return f"http://127.0.0.1:{refused_port()}/v1"
+__all__ = [
+    "BadEvent",
+    "BadJson",
+    "Behaviour",
+    "CutStream",
+    "Drop",
+    "FakeUpstream",
+    "FirstChunkDelay",
+    "Hang",
+    "NoChoices",
+    "Ok",
+    "RecordedRequest",
+    "SlowStream",
+    "Status",
+    "StreamError",
+    "bad_event",
+    "bad_json",
+    "context_length_exceeded",
+    "cut_stream",
+    "drop",
+    "error_body",
+    "first_chunk_delay",
+    "hang",
+    "no_choices",
+    "ok",
+    "rate_limited",
+    "refused_base_url",
+    "refused_port",
+    "slow_stream",
+    "status",
+    "stream_error",
+]
 
 
 @dataclass(frozen=True)
@@ -173,16 +111,6 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     body: bytes = field(repr=False)
-
-
-def _split(text: str, n: int) -> list[str]:
-    """``n`` non-empty consecutive pieces of ``text`` (padded with "." if too short)."""
-    text = text.ljust(n, ".")
-    return [text[len(text) * i // n : len(text) * (i + 1) // n] for i in range(n)]
-
-
-def _sse(data: Any) -> bytes:
-    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 class FakeUpstream:
@@ -367,7 +295,7 @@ class FakeUpstream:
             detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options"]}]
             return self._json({"object": "error", "message": {"detail": detail}}, 422)
         b = self._queue.popleft() if self._queue else self.default
-        c = _Completion(self, body)
+        c = Completion(self, body)
         match b:
             case Ok(content=text, delay=delay):
                 if await self._sleep(delay):
@@ -393,9 +321,9 @@ class FakeUpstream:
             case NoChoices():
                 whole = c.chunk({"content": c.text}) if c.streaming else c.full()
                 data = {k: v for k, v in whole.items() if k != "choices"}
-                return await c.stream(request, raw=_sse(data)) if c.streaming else self._json(data)
+                return await c.stream(request, raw=sse(data)) if c.streaming else self._json(data)
             case CutStream(after=k) if c.streaming:
-                return await c.stream(request, pieces=_split(c.text, k + 1)[:k], end="cut")
+                return await c.stream(request, pieces=split_text(c.text, k + 1)[:k], end="cut")
             case CutStream():
                 full = orjson.dumps(c.full())
                 resp = web.StreamResponse(headers={"x-fake-upstream": self.name})
@@ -406,128 +334,21 @@ class FakeUpstream:
                 return self._close(request, resp)
             case StreamError(after=k, message=msg) if c.streaming:
                 c.error = error_body(msg, "server_error")
-                return await c.stream(request, pieces=_split(c.text, k + 1)[:k], end="error")
+                return await c.stream(request, pieces=split_text(c.text, k + 1)[:k], end="error")
             case BadEvent(after=0, raw=raw) if c.streaming:
                 return await c.stream(request, raw=raw)
             case BadEvent(after=k, raw=raw) if c.streaming:
-                return await c.stream(request, pieces=_split(c.text, k + 1)[:k], tail=raw)
+                return await c.stream(request, pieces=split_text(c.text, k + 1)[:k], tail=raw)
             case BadEvent(raw=raw):
                 return self._json(raw)
             case StreamError(message=msg):
                 return self._json(error_body(msg, "server_error"), 500)
             case SlowStream(chunks=n, interval=s):
                 if c.streaming:
-                    return await c.stream(request, pieces=_split(c.text, n), interval=s)
+                    return await c.stream(request, pieces=split_text(c.text, n), interval=s)
                 return self._close(request) if await self._sleep(n * s) else self._json(c.full())
             case FirstChunkDelay(seconds=s):
                 if c.streaming:
                     return await c.stream(request, first_delay=s)
                 return self._close(request) if await self._sleep(s) else self._json(c.full())
         raise AssertionError(f"unknown behaviour {b!r}")
-
-
-class _Completion:
-    """Builds OpenAI-shaped completion bodies and SSE streams for one request."""
-
-    def __init__(self, up: FakeUpstream, body: dict[str, Any]) -> None:
-        self.up, self.text = up, up.content
-        self.error: dict[str, Any] | None = None
-        self.model = body.get("model")
-        self.streaming = bool(body.get("stream"))
-        opts = body.get("stream_options")
-        asked = isinstance(opts, dict) and bool(opts.get("include_usage"))
-        self.include_usage = asked and up.usage == "asked"
-        msgs = body.get("messages")
-        self.prompt_tokens = (
-            sum(len(str(m.get("content") or "").split()) for m in msgs if isinstance(m, dict))
-            if isinstance(msgs, list)
-            else 0
-        )
-        self.id = f"chatcmpl-{up.name}-{up.calls}"
-        self.created = int(time.time())
-
-    def _usage(self) -> dict[str, Any]:
-        p, d = self.prompt_tokens, len(self.text.split())
-        usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
-        if self.up.cached_tokens:
-            usage["prompt_tokens_details"] = {"cached_tokens": self.up.cached_tokens}
-        return usage
-
-    def _base(self, obj: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fp_fake",
-        }
-
-    def full(self) -> dict[str, Any]:
-        """A non-stream ``chat.completion`` body."""
-        message = {"role": "assistant", "content": self.text, "refusal": None}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-        out = {**self._base("chat.completion"), "choices": [choice]}
-        return out if self.up.usage == "none" else {**out, "usage": self._usage()}
-
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        """One ``chat.completion.chunk`` (with ``usage: null`` when usage was requested)."""
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        extra: dict[str, Any] = {"usage": None} if self.include_usage else {}
-        return {**self._base("chat.completion.chunk"), "choices": [choice], **extra}
-
-    async def stream(
-        self,
-        request: web.Request,
-        *,
-        pieces: list[str] | None = None,
-        raw: bytes | None = None,
-        interval: float = 0.0,
-        first_delay: float = 0.0,
-        end: Literal["done", "cut", "error"] = "done",
-        tail: bytes = b"",
-    ) -> web.StreamResponse:
-        """Write the SSE answer, one write per event; ``raw`` replaces the content events."""
-        up = self.up
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        resp.headers.update({"cache-control": "no-cache", "x-fake-upstream": up.name})
-        await resp.prepare(request)
-        up.sent = []
-        write = resp.write
-
-        async def record(data: bytes) -> None:
-            up.sent.append(data)
-            await write(data)
-
-        resp.write = record  # type: ignore[method-assign]
-        if await up._sleep(first_delay):
-            return up._close(request, resp)
-        if raw is not None:
-            await resp.write(raw)
-        else:
-            await resp.write(_sse(self.chunk({"role": "assistant", "content": ""})))
-            for piece in re.findall(r"\s*\S+\s*|\s+", self.text) if pieces is None else pieces:
-                if interval and await up._sleep(interval):
-                    return up._close(request, resp)
-                await resp.write(_sse(self.chunk({"content": piece})))
-            if end == "cut":
-                return up._close(request, resp)
-            if end == "error":
-                await resp.write(_sse(self.error))
-                await resp.write_eof()
-                return resp
-            if tail:
-                await resp.write(tail)
-            finish = self.chunk({}, "stop")
-            if up.usage == "on_finish":
-                finish["usage"] = self._usage()
-            await resp.write(_sse(finish))
-            if self.include_usage:
-                usage = {
-                    **self._base("chat.completion.chunk"),
-                    "choices": [],
-                    "usage": self._usage(),
-                }
-                await resp.write(_sse(usage))
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
