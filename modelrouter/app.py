@@ -20,6 +20,7 @@ from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
+from modelrouter.api.messages import messages_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.errors import RouterError
@@ -141,6 +142,10 @@ def create_app(
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
     app.router.add_route("/v1/prompts/{name}", prompt_handler(door, max_body_mb), methods=["POST"])
+    # The doors of other APIs (CONTRACT.md §9): modelrouter/api/messages.py and beside it.
+    messages, count_tokens = messages_handlers(door, max_body_mb)
+    app.router.add_route("/v1/messages", messages, methods=["POST"])
+    app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

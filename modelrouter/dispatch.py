@@ -32,7 +32,7 @@ from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
-from providers.sse import sse_event
+from providers.sse import StreamShape, sse_event
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -253,13 +253,21 @@ class Dispatcher:
         return wait if wait < remaining else None
 
     async def relay(
-        self, request: ChatRequest, out: Outcome, on_end: Callable[[Outcome, str | None], None]
+        self,
+        request: ChatRequest,
+        out: Outcome,
+        on_end: Callable[[Outcome, str | None], None],
+        shape: StreamShape | None = None,
     ) -> AsyncIterator[bytes]:
         """Forward a committed stream: the first event, then the rest under the idle timeout.
 
         An upstream failure after the first event ends the stream with a
         ``data: {"error": ...}`` event and no ``[DONE]``, so no client mistakes a cut
         stream for a finished one. ``on_end(out, error)`` runs once at the end.
+
+        A door of another API gives a ``shape``: each event then goes out as the shape
+        turns it, a failure ends the stream with the shape's own error event, and the
+        usage for the log is the shape's.
 
         A stream abandoned before its end by our side (the client left: the surface
         sets ``out.client_gone``; or the server cancelled it at shutdown) says so in
@@ -275,8 +283,14 @@ class Dispatcher:
         want_usage = request.include_usage
         rest = out.rest
         finished = False
+        # Chat's own events go out untouched: no call per event on that path.
+        feed = shape.feed if shape is not None else None
         try:
-            yield out.first
+            if feed is None:
+                yield out.first
+            else:
+                for translated in feed(out.first):
+                    yield translated
             while True:
                 wait = min(idle, deadline - self.now())
                 try:
@@ -285,6 +299,10 @@ class Dispatcher:
                 except StopAsyncIteration:
                     finished = True
                     break
+                if feed is not None:
+                    for translated in feed(event):
+                        yield translated
+                    continue
                 if want_usage and (b'"usage":{' in event or b'"usage": {' in event):
                     out.usage = _usage_of(event)
                 yield event
@@ -301,6 +319,8 @@ class Dispatcher:
             error = "internal error in modelrouter"
         finally:
             await _aclose(rest)
+            if shape is not None:
+                out.usage = shape.usage
             name = out.entry.name
             if failure is not None:
                 self.tracker.record_failure(name, failure, error=error)
@@ -312,7 +332,10 @@ class Dispatcher:
                 out.cut = CLIENT_GONE if out.client_gone else SHUTDOWN_CUT
             on_end(out, error)
         if error is not None:
-            yield stream_error_event(error, out.entry)
+            if shape is None:
+                yield stream_error_event(error, out.entry)
+            else:
+                yield shape.fail(stream_failure(error, out.entry))
 
 
 def _usage_of(event: bytes) -> dict[str, Any] | None:
@@ -332,11 +355,16 @@ async def _aclose(agen: AsyncIterator[bytes]) -> None:
             pass
 
 
+def stream_failure(message: str, entry: ModelEntry) -> str:
+    """What the client is told of a stream that failed after its first event."""
+    return f"upstream stream from {entry.name!r} failed: {message}"
+
+
 def stream_error_event(message: str, entry: ModelEntry) -> bytes:
     """The SSE event that ends a stream which failed after its first event."""
     payload = {
         "error": {
-            "message": f"upstream stream from {entry.name!r} failed: {message}",
+            "message": stream_failure(message, entry),
             "type": "upstream_error",
             "param": None,
             "code": "stream_interrupted",

@@ -19,7 +19,7 @@ from modelrouter.health import HealthTracker
 from modelrouter.ranking import rank
 from modelrouter.settings import ModelSettings
 from providers import build, default_facts
-from providers.base import ChatRequest, Provider, Target
+from providers.base import ChatRequest, Provider, Target, speaks
 
 
 @dataclass(slots=True)
@@ -167,11 +167,22 @@ class Registry:
             probing=self._probing,
         )
         models = self.models
-        if not self._gated or self._gated.isdisjoint(order):
+        native = request.native
+        unfit = native.unfit if native is not None else None
+        if unfit is not None and not any(speaks(models[n].provider, native) for n in order):
+            assert native is not None
+            raise bad_request(
+                f"{label!r} cannot serve this request: {unfit}, and none of its models "
+                f"takes the {native.protocol} API as it is."
+            )
+        if unfit is None and (not self._gated or self._gated.isdisjoint(order)):
             return Plan(label, [models[n] for n in order], notes=notes)
         plan = Plan(label, [], notes=notes)
         for n in order:
             entry = models[n]
+            if unfit is not None and not speaks(entry.provider, native):
+                plan.skipped.append((entry, unfit))
+                continue
             reason = unfit_reason(entry.settings, request.body) if n in self._gated else None
             if reason is None:
                 plan.candidates.append(entry)

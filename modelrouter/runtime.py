@@ -20,7 +20,7 @@ from modelrouter.logs import AccessLog
 from modelrouter.probes import ProbeLoop, ProbeTarget
 from modelrouter.redact import Redactor, config_secrets
 from modelrouter.registry import Plan, Registry
-from providers.base import ChatRequest, InvalidBody, ProviderError
+from providers.base import ChatRequest, InvalidBody, Native, ProviderError
 
 
 class Runtime:
@@ -87,12 +87,18 @@ class Runtime:
         self.log.stop()
 
     def prepare(
-        self, body: dict[str, Any] | bytes, header_models: str | None = None, *, hops: int = 0
+        self,
+        body: dict[str, Any] | bytes,
+        header_models: str | None = None,
+        *,
+        hops: int = 0,
+        native: Native | None = None,
     ) -> tuple[ChatRequest, Plan]:
         """Validate a chat body and rank the models that may serve it.
 
         ``body`` is a decoded object (MCP, prompts) or the JSON bytes of an HTTP
         request, whose members are decoded only as far as routing needs them.
+        ``native``: the body as sent to another API's door (``body`` is its translation).
         """
         try:
             if isinstance(body, bytes):
@@ -100,6 +106,7 @@ class Runtime:
             else:
                 request = ChatRequest.from_body(body)
             request.hops = hops
+            request.native = native
             return self._prepare(request, header_models)
         except InvalidBody as err:
             raise bad_request(str(err), err.param) from None

@@ -71,7 +71,8 @@ EXPOSE_HEADERS = (
     "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
     "x-ratelimit-reset-tokens"
 )
-"""Response headers a cross-origin page may read (the response headers README.md documents, and the rate-limit headers)."""
+"""Response headers a cross-origin page may read (the response headers README.md
+documents, and the rate-limit headers)."""
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 """An HTTP header name; anything else a preflight asks for is not echoed."""
 MAX_AGE = "600"

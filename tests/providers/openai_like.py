@@ -1,9 +1,9 @@
-"""Fakes for the OpenAI-shaped vendors: Azure OpenAI deployments and a local Ollama server.
+"""Fakes for the OpenAI-shaped vendors: OpenAI, Azure OpenAI deployments and Ollama.
 
-Both reuse :class:`tests.fakes.upstream.FakeUpstream` for chat (so every scripted
+All reuse :class:`tests.fakes.upstream.FakeUpstream` for chat (so every scripted
 behaviour works) and add what is vendor-specific: Azure's deployment paths,
 ``api-version`` and ``api-key``; Ollama's ``/api/tags`` and its "not pulled" 404.
-Both can also answer with tool calls (:class:`ToolCalls`).
+Each can also answer with tool calls (:class:`ToolCalls`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ class _WithTools(FakeUpstream):
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+class FakeOpenAI(_WithTools):
+    """The OpenAI API itself (chat completions that can call tools, and the model list)."""
+
+    def routes(self, app: web.Application) -> None:
+        """``/v1/chat/completions`` (tool calls scriptable) and ``/v1/models``."""
+        app.router.add_post("/v1/chat/completions", self._chat_or_tools)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
 
 
 def _azure_error(code: str, message: str, status: int) -> web.Response:
