@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from modelrouter import config as config_mod
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
+from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
 from modelrouter.api.messages import messages_handlers
@@ -146,6 +147,7 @@ def create_app(
     messages, count_tokens = messages_handlers(door, max_body_mb)
     app.router.add_route("/v1/messages", messages, methods=["POST"])
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
+    app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 
@@ -32,6 +32,7 @@ from modelrouter.registry import ModelEntry, Plan
 from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
+from providers.embeddings import Embedder, EmbedRequest
 from providers.sse import StreamShape, sse_event
 
 T = TypeVar("T")
@@ -109,6 +110,22 @@ class Dispatcher:
 
         def call(entry: ModelEntry) -> Awaitable[Completion]:
             return entry.provider.chat(request, entry.target, connect)
+
+        done, entry, attempts, started, deadline = await self._run(plan, call, observer)
+        return Outcome(
+            entry, attempts, completion=done, started=started, deadline=deadline, usage=done.usage
+        )
+
+    async def embed(
+        self, request: EmbedRequest, plan: Plan, observer: Observer | None = None
+    ) -> Outcome:
+        """Run an embeddings request; return the first good answer."""
+        connect = self.settings.connect_timeout_s
+
+        def call(entry: ModelEntry) -> Awaitable[Completion]:
+            # The config lets only providers that embed serve mode = "embedding".
+            embedder = cast(Embedder, entry.provider)
+            return embedder.embed(request, entry.target, connect)
 
         done, entry, attempts, started, deadline = await self._run(plan, call, observer)
         return Outcome(

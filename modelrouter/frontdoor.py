@@ -181,6 +181,22 @@ class FrontDoor:
         events = dispatcher.relay(request, out, on_end, stream_shape)
         return Streaming(out.entry, out.attempts, as_sent, events=events, outcome=out)
 
+    async def embed(self, call: Call, body: bytes | dict[str, Any]) -> Completed:
+        """Run one embeddings request (OpenAI's ``list`` answer in ``completion.body``)."""
+        try:
+            self.admit(call)
+            request, plan = self._rt.prepare_embedding(body, call.models_header, hops=call.hops)
+        except RouterError as err:
+            raise self.refuse(call, err) from None
+        try:
+            out = await self._rt.dispatcher.embed(request, plan)
+        except RouterError as err:
+            self._log_failure(call, plan, err, stream=False)
+            raise
+        self._log(call, plan, out, 200, request=request.wire)
+        assert out.completion is not None
+        return Completed(out.entry, out.attempts, completion=out.completion)
+
     async def complete(
         self, call: Call, body: dict[str, Any], observer: Observer | None = None
     ) -> Completed:
@@ -267,7 +283,9 @@ class FrontDoor:
             }
         if error:
             rec["error"] = error
-        if self._rt.log_bodies:
+        if self._rt.log_bodies and "input" in request.body:
+            rec["input"] = request.body["input"]  # embeddings: the input, never the vectors
+        elif self._rt.log_bodies:
             rec["messages"] = request.body.get("messages")
             if out.completion is not None:
                 rec["answer"] = out.completion.body.decode("utf-8", "replace")

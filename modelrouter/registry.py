@@ -101,6 +101,8 @@ class Registry:
             m = with_default_facts(m, config.providers[m.provider].kind)
             target = Target(name=name, upstream_model=m.model or name, options=m.options)
             self.models[name] = ModelEntry(name, self.providers[m.provider], target, m)
+        self.embedding = frozenset(n for n, m in s.models.items() if m.mode == "embedding")
+        """Models that serve embeddings (``mode = "embedding"``), not chat."""
         self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}
         self.strategies = {n: r.strategy for n, r in s.routes.items()}
         self.weights = {n: m.weight for n, m in s.models.items()}
@@ -156,8 +158,9 @@ class Registry:
                     out.append(m)
         return out
 
-    def plan(self, label: str, names: list[str], request: ChatRequest) -> Plan:
-        """The ranked candidates for one request."""
+    def plan(self, label: str, names: list[str], request: ChatRequest | None) -> Plan:
+        """The ranked candidates for one request (``None``: no chat body to check models
+        against, as for embeddings)."""
         order, notes = rank(
             names,
             strategy=self.strategies.get(label, "ordered"),
@@ -167,6 +170,8 @@ class Registry:
             probing=self._probing,
         )
         models = self.models
+        if request is None:
+            return Plan(label, [models[n] for n in order], notes=notes)
         native = request.native
         unfit = native.unfit if native is not None else None
         if unfit is not None and not any(speaks(models[n].provider, native) for n in order):

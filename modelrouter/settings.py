@@ -115,6 +115,8 @@ class ModelSettings(_Section):
     """Share of traffic under ``strategy = "weighted"``."""
     options: dict[str, Any] = {}
     """Provider-specific per-model options (e.g. the simulated provider's reply)."""
+    mode: Literal["chat", "embedding"] = "chat"
+    """What the model serves: chat (every chat door) or embeddings (``/v1/embeddings``)."""
 
 
 class RouteSettings(_Section):
