@@ -24,6 +24,7 @@ from modelrouter.api.health import health_handlers
 from modelrouter.api.messages import messages_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
+from modelrouter.api.responses import responses_handler
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
@@ -148,6 +149,7 @@ def create_app(
     app.router.add_route("/v1/messages", messages, methods=["POST"])
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
+    app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))
