@@ -21,7 +21,7 @@ from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
-from modelrouter.api.messages import messages_handlers
+from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error, messages_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.api.responses import responses_handler
@@ -122,7 +122,8 @@ def create_app(
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         err = RouterError(exc.status_code, str(exc.detail), code=code)
-        return error_response(err, request_id(request))
+        anthropic = request.scope["path"].startswith(MESSAGES_PREFIX)
+        return (anthropic_error if anthropic else error_response)(err, request_id(request))
 
     async def crash(request: Request, exc: Exception) -> Response:
         err = RouterError(500, "Internal error in modelrouter.", type="server_error")

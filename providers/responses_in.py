@@ -77,6 +77,10 @@ KNOWN = frozenset(
 )
 
 
+_TOOL_FIELDS = ("name", "description", "parameters", "strict")
+"""Function tool fields that have a chat counterpart."""
+
+
 @dataclass(slots=True)
 class ResponsesRequest:
     """A Responses API request as a chat body, with what the answer echoes back."""
@@ -199,7 +203,7 @@ class _Turns:
             )
 
 
-def _tools(body: dict[str, Any], chat: dict[str, Any]) -> None:
+def _tools(body: dict[str, Any], chat: dict[str, Any], ignored: list[str]) -> None:
     tools = body.get("tools")
     if not tools:
         return
@@ -214,7 +218,8 @@ def _tools(body: dict[str, Any], chat: dict[str, Any]) -> None:
                 "tools only (no built-in tools such as web or file search).",
                 "tools",
             )
-        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+        fn = {k: tool[k] for k in _TOOL_FIELDS if k in tool}
+        ignored += [f"tools.{key}" for key in tool.keys() - _TOOL_FIELDS - {"type"}]
         if fn.get("strict") is None:
             fn.pop("strict", None)
         out.append({"type": "function", "function": fn})
@@ -231,11 +236,12 @@ def _tools(body: dict[str, Any], chat: dict[str, Any]) -> None:
         chat["parallel_tool_calls"] = body["parallel_tool_calls"]
 
 
-def _text_format(text: Any, chat: dict[str, Any]) -> None:
+def _text_format(text: Any, chat: dict[str, Any], ignored: list[str]) -> None:
     if text is None:
         return
     if not isinstance(text, dict):
         raise _bad("'text' must be an object.", "text")
+    ignored += [f"text.{key}" for key in text.keys() - {"format"}]
     fmt = text.get("format")
     if fmt is None or fmt.get("type") == "text":
         return
@@ -296,19 +302,20 @@ def to_chat(body: dict[str, Any]) -> ResponsesRequest:
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             chat[name] = body[name]
-    _tools(body, chat)
-    _text_format(body.get("text"), chat)
-    effort = (body.get("reasoning") or {}).get("effort")
-    if effort is not None:
-        chat["reasoning_effort"] = effort
+    ignored = [name for name in body if name in HINTS and body[name] is not None]
+    _tools(body, chat, ignored)
+    _text_format(body.get("text"), chat, ignored)
+    reasoning = body.get("reasoning") or {}
+    if reasoning.get("effort") is not None:
+        chat["reasoning_effort"] = reasoning["effort"]
+    ignored += [f"reasoning.{key}" for key in reasoning.keys() - {"effort"}]
     user = body.get("safety_identifier") or body.get("user")
     if isinstance(user, str):
         chat["user"] = user
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    ignored = sorted(name for name in body if name in HINTS and body[name] is not None)
-    return ResponsesRequest(chat, _echo(body), ignored)
+    return ResponsesRequest(chat, _echo(body), sorted(set(ignored)))
 
 
 def _echo(body: dict[str, Any]) -> dict[str, Any]:

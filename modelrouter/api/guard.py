@@ -23,8 +23,9 @@ chat fast path included:
 * **CORS** for ``server.cors_origins``: preflights answered here, and answers carry
   ``Access-Control-Allow-Origin`` and expose the router's headers.
 
-Errors use OpenAI's shape. Cost on the hot path (no ``Origin``, JSON body): one pass
-over the header names and a set lookup, under a microsecond.
+Errors use OpenAI's shape (Anthropic's under ``/v1/messages``). Cost on the hot path
+(no ``Origin``, JSON body): one pass over the header names and a set lookup, under a
+microsecond.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelrouter.api.common import error_response, request_id
+from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error
 from modelrouter.errors import RouterError
 from modelrouter.settings import ServerSettings
 
@@ -264,7 +266,10 @@ def _refused_type(scope: Scope, ctype: bytes | None) -> bytes | None:
 
 def _refusal(err: RouterError) -> ASGIApp:
     async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(err, request_id(Request(scope)))
+        # The Anthropic door answers every error in Anthropic's shape, these included.
+        anthropic = scope["path"].startswith(MESSAGES_PREFIX)
+        render = anthropic_error if anthropic else error_response
+        response = render(err, request_id(Request(scope)))
         await response(scope, receive, send)
 
     return refuse

@@ -30,6 +30,8 @@ from providers.base import ChatRequest, InvalidBody, Native, ProviderError
 
 log = logging.getLogger(__name__)
 
+MESSAGES_PREFIX = "/v1/messages"
+"""The Anthropic door's paths: their errors are Anthropic's."""
 IGNORED_HEADER = "x-modelrouter-ignored"
 """Names the request's Anthropic serving hints that the answering model (of another
 vendor) did without, e.g. ``thinking,cache_control``."""

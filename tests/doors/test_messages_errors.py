@@ -124,3 +124,18 @@ def test_errors_carry_request_id(router: RunningRouter) -> None:
     assert r.status_code == 404
     assert r.headers["request-id"] == "req-42"
     assert orjson.loads(r.content)["error"]["type"] == "not_found_error"
+
+
+def test_guard_refusals_are_anthropic_shaped_on_this_door(router: RunningRouter) -> None:
+    r = httpx2.post(
+        router.url + "/v1/messages",
+        content=b"max_tokens=9",
+        headers={"x-api-key": KEY, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400  # 415 is not a status Anthropic answers
+    assert r.json()["type"] == "error"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "not JSON" in r.json()["error"]["message"]
+    wrong_method = httpx2.get(router.url + "/v1/messages", headers={"x-api-key": KEY})
+    assert wrong_method.json()["type"] == "error"
+    assert wrong_method.json()["error"]["type"] == "not_found_error"

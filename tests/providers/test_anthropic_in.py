@@ -240,3 +240,16 @@ def test_token_estimate_counts_text_tools_and_images() -> None:
     plain = estimate_tokens(body({"role": "user", "content": "x" * 400}))
     with_image = estimate_tokens(body({"role": "user", "content": [image]}))
     assert (plain, with_image) == (100, 1600)
+
+
+def test_fields_without_a_chat_counterpart_are_named() -> None:
+    tool = {"name": "f", "input_schema": {"type": "object"}, "input_examples": [{}]}
+    doc = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+        "citations": {"enabled": True},
+        "context": "notes",
+    }
+    got = to_chat(body({"role": "user", "content": [doc], "id": "m1"}, tools=[tool]))
+    assert got.ignored == ["citations", "context", "tools.input_examples"]
+    assert got.unfit_reason == "only Anthropic serves message field 'id'"

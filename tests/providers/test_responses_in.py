@@ -145,3 +145,18 @@ def test_stream_shape_switches_from_text_to_calls_and_refusals() -> None:
     final = orjson.loads(out[-1].split(b"data: ", 1)[1])["response"]
     assert final["incomplete_details"] == {"reason": "content_filter"}
     assert [item["type"] for item in final["output"]] == ["message", "function_call"]
+
+
+def test_settings_without_a_chat_counterpart_are_named() -> None:
+    got = to_chat(
+        {
+            "model": "m",
+            "input": "hi",
+            "text": {"verbosity": "low"},
+            "reasoning": {"effort": "high", "summary": "auto"},
+            "tools": [{"type": "function", "name": "f", "defer_loading": True}],
+            "include": ["reasoning.encrypted_content"],
+        }
+    )
+    assert got.ignored == ["include", "reasoning.summary", "text.verbosity", "tools.defer_loading"]
+    assert got.chat["tools"] == [{"type": "function", "function": {"name": "f"}}]
