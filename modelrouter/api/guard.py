@@ -61,6 +61,9 @@ ALLOW_HEADERS = (
     "x-request-id",
     "x-modelrouter-models",
     "x-modelrouter-tags",
+    "x-api-key",
+    "anthropic-version",
+    "anthropic-beta",
     "mcp-protocol-version",
     "mcp-session-id",
     "last-event-id",
@@ -69,7 +72,8 @@ ALLOW_HEADERS = (
 for, since the origin is trusted (the openai JS SDK sends ``x-stainless-*``)."""
 EXPOSE_HEADERS = (
     "x-request-id, x-modelrouter-model, x-modelrouter-provider, x-modelrouter-attempts, "
-    "retry-after, x-should-retry, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
+    "x-modelrouter-ignored, request-id, retry-after, x-should-retry, "
+    "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
     "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
     "x-ratelimit-reset-tokens"
 )
