@@ -332,3 +332,18 @@ def test_wire_body_of_passthrough_is_the_clients_bytes(
         b'"model":"claude-fake"}'
     )
     assert orjson.loads(r.content)["type"] == "message"
+
+
+def test_stream_falls_back_to_anthropic_as_sent(
+    router: RunningRouter, openai_up: FakeOpenAI, anthropic_up: FakeAnthropic
+) -> None:
+    openai_up.script(status(500))
+    with client(router).messages.stream(
+        model="gpt-then-claude", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+        assert stream.response.headers["x-modelrouter-model"] == "claude"
+    # Anthropic's own message, not a translation: its id and model as the fake sent them.
+    assert final.id.startswith("msg_fake") and final.model == "claude-fake"
+    assert final.content[0].text == GREETING["claude"]  # type: ignore[union-attr]
+    assert anthropic_up.requests[-1].json["stream"] is True
