@@ -18,10 +18,13 @@ from starlette.types import Receive, Scope, Send
 from modelrouter import config as config_mod
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
+from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
+from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error, messages_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
+from modelrouter.api.responses import responses_handler
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
@@ -119,7 +122,8 @@ def create_app(
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         err = RouterError(exc.status_code, str(exc.detail), code=code)
-        return error_response(err, request_id(request))
+        anthropic = request.scope["path"].startswith(MESSAGES_PREFIX)
+        return (anthropic_error if anthropic else error_response)(err, request_id(request))
 
     async def crash(request: Request, exc: Exception) -> Response:
         err = RouterError(500, "Internal error in modelrouter.", type="server_error")
@@ -141,6 +145,12 @@ def create_app(
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
     app.router.add_route("/v1/prompts/{name}", prompt_handler(door, max_body_mb), methods=["POST"])
+    # The doors of other APIs (CONTRACT.md §9): modelrouter/api/messages.py and beside it.
+    messages, count_tokens = messages_handlers(door, max_body_mb)
+    app.router.add_route("/v1/messages", messages, methods=["POST"])
+    app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
+    app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
+    app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

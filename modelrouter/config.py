@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelrouter.settings import Settings
-from providers import options_model_for
+from providers import KINDS, options_model_for
 from providers.base import ProviderOptions
+from providers.embeddings import embeds
 from providers.openai import OpenAIOptions
 from providers.presets import PRESETS
 from providers.upstream import EnvKeyOptions
@@ -135,6 +136,7 @@ def _check_references(s: Settings, problems: list[str]) -> None:
             elif m in seen:
                 problems.append(f"routes.{name}.models[{i}]: {m!r} is listed twice")
             seen.add(m)
+        _check_route_mode(name, route.models, s, problems)
     default = s.router.default_route
     # Unset and no route named "default": requests must name a model (a 400 says so).
     explicit = "default_route" in s.router.model_fields_set
@@ -143,6 +145,47 @@ def _check_references(s: Settings, problems: list[str]) -> None:
     for name, prompt in s.prompts.items():
         if prompt.route is not None and prompt.route not in s.routes | s.models:
             problems.append(f"prompts.{name}.route: unknown route or model {prompt.route!r}")
+        elif prompt.route is not None and _mode_of(prompt.route, s) == "embedding":
+            problems.append(f"prompts.{name}.route: {prompt.route!r} serves embeddings, not chat")
+
+
+def _mode_of(name: str, s: Settings) -> str:
+    """The mode of a model, or of a route's first model."""
+    route = s.routes.get(name)
+    first = route.models[0] if route is not None else name
+    model = s.models.get(first)
+    return model.mode if model is not None else "chat"
+
+
+_A_MODE = {"chat": "a chat model", "embedding": "an embedding model"}
+
+
+def _check_route_mode(name: str, models: list[str], s: Settings, problems: list[str]) -> None:
+    """A route serves one mode: its first model's."""
+    known = [m for m in models if m in s.models]
+    if not known:
+        return
+    mode = s.models[known[0]].mode
+    for i, m in enumerate(models):
+        if m in s.models and s.models[m].mode != mode:
+            problems.append(
+                f"routes.{name}.models[{i}]: {m!r} is {_A_MODE[s.models[m].mode]} and "
+                f"{known[0]!r} {_A_MODE[mode]}; a route mixes only one mode"
+            )
+
+
+def _check_embedders(
+    s: Settings, providers: dict[str, ProviderOptions], problems: list[str]
+) -> None:
+    """Every ``mode = "embedding"`` model's provider kind must serve embeddings."""
+    for name, model in s.models.items():
+        options = providers.get(model.provider)
+        if model.mode == "embedding" and options is not None:
+            cls = KINDS.get(options.kind)
+            if cls is not None and not embeds(cls):
+                problems.append(
+                    f"models.{name}.mode: provider kind {options.kind!r} serves no embeddings"
+                )
 
 
 def _validate_providers(raw_providers: Any, problems: list[str]) -> dict[str, ProviderOptions]:
@@ -185,6 +228,7 @@ def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = Non
     settings.server.api_keys = [k for k in settings.server.api_keys if k]
     providers = _validate_providers(settings.providers, problems)
     _check_references(settings, problems)
+    _check_embedders(settings, providers, problems)
     if problems:
         raise ConfigError(problems, source)
     raw = data.get("providers")

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from modelrouter.attempts import Attempt, client_error, exhausted, internal_error, skipped_attempts
 from modelrouter.health import HealthTracker
@@ -31,7 +31,8 @@ from modelrouter.retry import backoff
 from modelrouter.settings import RouterSettings
 from modelrouter.usage import UsageTap, completion_usage
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
-from providers.sse import sse_event
+from providers.embeddings import Embedder, EmbedRequest
+from providers.sse import StreamShape, sse_event
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -123,6 +124,28 @@ class Dispatcher:
             deadline=deadline,
             usage=usage,
             usage_estimated=estimated,
+        )
+
+    async def embed(
+        self, request: EmbedRequest, plan: Plan, observer: Observer | None = None
+    ) -> Outcome:
+        """Run an embeddings request; return the first good answer."""
+        connect = self.settings.connect_timeout_s
+
+        def call(entry: ModelEntry) -> Awaitable[Completion]:
+            # The config lets only providers that embed serve mode = "embedding".
+            embedder = cast(Embedder, entry.provider)
+            return embedder.embed(request, entry.target, connect)
+
+        done, entry, attempts, started, deadline = await self._run(plan, call, observer)
+        return Outcome(
+            entry,
+            attempts,
+            completion=done,
+            started=started,
+            deadline=deadline,
+            usage=done.usage,
+            usage_estimated=done.usage_estimated,
         )
 
     async def open_stream(
@@ -263,7 +286,11 @@ class Dispatcher:
         return wait if wait < remaining else None
 
     async def relay(
-        self, request: ChatRequest, out: Outcome, on_end: Callable[[Outcome, str | None], None]
+        self,
+        request: ChatRequest,
+        out: Outcome,
+        on_end: Callable[[Outcome, str | None], None],
+        shape: StreamShape | None = None,
     ) -> AsyncIterator[bytes]:
         """Forward a committed stream: the first event, then the rest under the idle timeout.
 
@@ -272,6 +299,10 @@ class Dispatcher:
         stream for a finished one. ``on_end(out, error)`` runs once at the end, with
         ``out.usage`` set (see :class:`~modelrouter.usage.UsageTap`: the usage-only
         chunk reaches only a client that asked for it).
+
+        A door of another API gives a ``shape``: each event then goes out as the shape
+        turns it, a failure ends the stream with the shape's own error event, and the
+        usage for the log is the shape's.
 
         A stream abandoned before its end by our side (the client left: the surface
         sets ``out.client_gone``; or the server cancelled it at shutdown) says so in
@@ -290,9 +321,15 @@ class Dispatcher:
         )
         rest = out.rest
         finished = False
+        # Chat's own events go out untouched: no call per event on that path.
+        feed = shape.feed if shape is not None else None
         try:
-            if tap.passes(out.first):
-                yield out.first
+            if feed is None:
+                if tap.passes(out.first):
+                    yield out.first
+            else:
+                for translated in feed(out.first):
+                    yield translated
             while True:
                 wait = min(idle, deadline - self.now())
                 try:
@@ -301,6 +338,10 @@ class Dispatcher:
                 except StopAsyncIteration:
                     finished = True
                     break
+                if feed is not None:
+                    for translated in feed(event):
+                        yield translated
+                    continue
                 if tap.passes(event):
                     yield event
         except ProviderError as exc:
@@ -316,7 +357,10 @@ class Dispatcher:
             error = "internal error in modelrouter"
         finally:
             await _aclose(rest)
-            out.usage, out.usage_estimated = tap.result(request)
+            if shape is not None and shape.usage is not None:
+                out.usage, out.usage_estimated = shape.usage, False
+            else:
+                out.usage, out.usage_estimated = tap.result(request)
             name = out.entry.name
             if failure is not None:
                 self.tracker.record_failure(name, failure, error=error)
@@ -328,7 +372,10 @@ class Dispatcher:
                 out.cut = CLIENT_GONE if out.client_gone else SHUTDOWN_CUT
             on_end(out, error)
         if error is not None:
-            yield stream_error_event(error, out.entry)
+            if shape is None:
+                yield stream_error_event(error, out.entry)
+            else:
+                yield shape.fail(stream_failure(error, out.entry))
 
 
 async def _aclose(agen: AsyncIterator[bytes]) -> None:
@@ -340,11 +387,16 @@ async def _aclose(agen: AsyncIterator[bytes]) -> None:
             pass
 
 
+def stream_failure(message: str, entry: ModelEntry) -> str:
+    """What the client is told of a stream that failed after its first event."""
+    return f"upstream stream from {entry.name!r} failed: {message}"
+
+
 def stream_error_event(message: str, entry: ModelEntry) -> bytes:
     """The SSE event that ends a stream which failed after its first event."""
     payload = {
         "error": {
-            "message": f"upstream stream from {entry.name!r} failed: {message}",
+            "message": stream_failure(message, entry),
             "type": "upstream_error",
             "param": None,
             "code": "stream_interrupted",

@@ -32,7 +32,8 @@ from modelrouter.prompts import prompt_chat_body
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.runtime import Runtime
 from modelrouter.settings import Settings
-from providers.base import ChatRequest, Completion
+from providers.base import ChatRequest, Completion, Native, speaks
+from providers.sse import ShapeFactory
 
 _ID_PREFIX = os.urandom(6).hex()
 _ids = itertools.count(1)
@@ -65,6 +66,8 @@ class Call:
     """An ad-hoc fallback list given outside the body (``x-modelrouter-models``)."""
     hops: int = 0
     """Routers this request passed through before this one."""
+    endpoint: str | None = None
+    """The HTTP path it came by (``/v1/messages``...); ``None`` for MCP."""
 
 
 @dataclass(slots=True)
@@ -73,6 +76,8 @@ class Served:
 
     entry: ModelEntry
     attempts: list[Attempt]
+    native: bool = False
+    """The answer is in the client's own API (a provider that speaks it), not OpenAI's."""
 
     @property
     def model(self) -> str:
@@ -143,10 +148,20 @@ class FrontDoor:
         return err
 
     async def chat(
-        self, call: Call, body: bytes | dict[str, Any], observer: Observer | None = None
+        self,
+        call: Call,
+        body: bytes | dict[str, Any],
+        observer: Observer | None = None,
+        *,
+        native: Native | None = None,
+        shape: ShapeFactory | None = None,
     ) -> Completed | Streaming:
-        """Run one chat request; a stream comes back committed to its first event."""
-        request, plan = self._admit(call, body)
+        """Run one chat request; a stream comes back committed to its first event.
+
+        Doors of other APIs give the chat translation of their body as ``body``, the
+        body as sent as ``native``, and how their answer streams look as ``shape``.
+        """
+        request, plan = self._admit(call, body, native)
         dispatcher = self._rt.dispatcher
         try:
             if request.stream:
@@ -156,16 +171,34 @@ class FrontDoor:
         except RouterError as err:
             self._log_failure(call, plan, err, stream=request.stream)
             raise
+        as_sent = speaks(out.entry.provider, native)
         if out.completion is not None:
             self._log(call, plan, out, 200, request=request)
-            return Completed(out.entry, out.attempts, completion=out.completion)
+            return Completed(out.entry, out.attempts, as_sent, completion=out.completion)
 
         def on_end(done: Outcome, error: str | None) -> None:
             status = CLIENT_CLOSED if done.cut == CLIENT_GONE else 200
             self._log(call, plan, done, status, request=request, error=error or done.cut)
 
-        events = dispatcher.relay(request, out, on_end)
-        return Streaming(out.entry, out.attempts, events=events, outcome=out)
+        stream_shape = shape(as_sent) if shape is not None else None
+        events = dispatcher.relay(request, out, on_end, stream_shape)
+        return Streaming(out.entry, out.attempts, as_sent, events=events, outcome=out)
+
+    async def embed(self, call: Call, body: bytes | dict[str, Any]) -> Completed:
+        """Run one embeddings request (OpenAI's ``list`` answer in ``completion.body``)."""
+        try:
+            self.admit(call)
+            request, plan = self._rt.prepare_embedding(body, call.models_header, hops=call.hops)
+        except RouterError as err:
+            raise self.refuse(call, err) from None
+        try:
+            out = await self._rt.dispatcher.embed(request, plan)
+        except RouterError as err:
+            self._log_failure(call, plan, err, stream=False)
+            raise
+        self._log(call, plan, out, 200, request=request.wire)
+        assert out.completion is not None
+        return Completed(out.entry, out.attempts, completion=out.completion)
 
     async def complete(
         self, call: Call, body: dict[str, Any], observer: Observer | None = None
@@ -224,10 +257,12 @@ class FrontDoor:
         """The chat body of configured prompt ``name`` filled from ``body`` (404 if unknown)."""
         return prompt_chat_body(self._rt.settings.prompts, name, body)
 
-    def _admit(self, call: Call, body: bytes | dict[str, Any]) -> tuple[ChatRequest, Plan]:
+    def _admit(
+        self, call: Call, body: bytes | dict[str, Any], native: Native | None = None
+    ) -> tuple[ChatRequest, Plan]:
         try:
             self.admit(call)
-            return self._rt.prepare(body, call.models_header, hops=call.hops)
+            return self._rt.prepare(body, call.models_header, hops=call.hops, native=native)
         except RouterError as err:
             raise self.refuse(call, err) from None
 
@@ -250,7 +285,9 @@ class FrontDoor:
         rec.update(cost.fields())
         if error:
             rec["error"] = error
-        if self._rt.log_bodies:
+        if self._rt.log_bodies and "input" in request.body:
+            rec["input"] = request.body["input"]  # embeddings: the input, never the vectors
+        elif self._rt.log_bodies:
             rec["messages"] = request.body.get("messages")
             if out.completion is not None:
                 rec["answer"] = out.completion.body.decode("utf-8", "replace")
@@ -275,6 +312,7 @@ class FrontDoor:
         return {
             "request_id": call.request_id,
             "via": call.surface,
+            "endpoint": call.endpoint,
             "route": plan.route if plan else None,
             "model": None,
             "provider": None,

@@ -23,7 +23,7 @@ from modelrouter.ranking import rank
 from modelrouter.settings import ModelSettings
 from modelrouter.usage import CHARS_PER_TOKEN, prompt_chars
 from providers import build, default_facts
-from providers.base import ChatRequest, Provider, Target
+from providers.base import ChatRequest, Provider, Target, speaks
 
 
 @dataclass(slots=True)
@@ -123,6 +123,8 @@ class Registry:
             target = Target(name=name, upstream_model=upstream, options=m.options)
             prices = prices_for(m, upstream, opts.base_url)
             self.models[name] = ModelEntry(name, self.providers[m.provider], target, m, prices)
+        self.embedding = frozenset(n for n, m in s.models.items() if m.mode == "embedding")
+        """Models that serve embeddings (``mode = "embedding"``), not chat."""
         self.routes: dict[str, list[str]] = {n: list(r.models) for n, r in s.routes.items()}
         self.strategies = {n: r.strategy for n, r in s.routes.items()}
         self.weights = {n: m.weight for n, m in s.models.items()}
@@ -181,8 +183,9 @@ class Registry:
                     out.append(m)
         return out
 
-    def plan(self, label: str, names: list[str], request: ChatRequest) -> Plan:
-        """The ranked candidates for one request."""
+    def plan(self, label: str, names: list[str], request: ChatRequest | None) -> Plan:
+        """The ranked candidates for one request (``None``: no chat body to check models
+        against, as for embeddings)."""
         order, notes = rank(
             names,
             strategy=self.strategies.get(label, "ordered"),
@@ -192,11 +195,24 @@ class Registry:
             probing=self._probing,
         )
         models = self.models
-        if not self._gated or self._gated.isdisjoint(order):
+        if request is None:
+            return Plan(label, [models[n] for n in order], notes=notes)
+        native = request.native
+        unfit = native.unfit if native is not None else None
+        if unfit is not None and not any(speaks(models[n].provider, native) for n in order):
+            assert native is not None
+            raise bad_request(
+                f"{label!r} cannot serve this request: {unfit}, and none of its models "
+                f"takes the {native.protocol} API as it is."
+            )
+        if unfit is None and (not self._gated or self._gated.isdisjoint(order)):
             return Plan(label, [models[n] for n in order], notes=notes)
         plan = Plan(label, [], notes=notes)
         for n in order:
             entry = models[n]
+            if unfit is not None and not speaks(entry.provider, native):
+                plan.skipped.append((entry, unfit))
+                continue
             reason = unfit_reason(entry.settings, request) if n in self._gated else None
             if reason is None:
                 plan.candidates.append(entry)

@@ -46,6 +46,7 @@ def model_objects(rt: Runtime) -> list[dict[str, Any]]:
                 "owned_by": entry.provider.name,
                 "modelrouter": {
                     "kind": "model",
+                    "mode": s.mode,
                     "provider": entry.provider.name,
                     "upstream_model": entry.target.upstream_model,
                     "state": tracker.snapshot(name)["state"],

@@ -7,10 +7,11 @@ request over these parts (:meth:`Runtime.prepare`, then the dispatcher).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from modelrouter.config import LoadedConfig
 from modelrouter.dispatch import Dispatcher
@@ -19,8 +20,9 @@ from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog
 from modelrouter.probes import ProbeLoop, ProbeTarget
 from modelrouter.redact import Redactor, config_secrets
-from modelrouter.registry import Plan, Registry
-from providers.base import ChatRequest, InvalidBody, ProviderError
+from modelrouter.registry import ModelEntry, Plan, Registry
+from providers.base import ChatRequest, InvalidBody, Native, ProviderError
+from providers.embeddings import Embedder, EmbedRequest, parse_embed
 
 
 class Runtime:
@@ -52,9 +54,7 @@ class Runtime:
         h = self.settings.health
         if h.probe != "none" and self.registry.models:
             targets = {
-                name: self._redacted(
-                    partial(entry.provider.probe, entry.target, h.timeout_s, h.probe)
-                )
+                name: self._redacted(self._probe_of(entry, h.timeout_s, h.probe))
                 for name, entry in self.registry.models.items()
             }
             self.probes = ProbeLoop(
@@ -66,6 +66,20 @@ class Runtime:
                 redact=self.redactor.text,
             )
             await self.probes.start()
+
+    @staticmethod
+    def _probe_of(entry: ModelEntry, timeout: float, mode: str) -> ProbeTarget:
+        """The probe of one model: for an embedding model, ``chat`` means one embedding."""
+        if mode != "chat" or entry.settings.mode != "embedding":
+            return partial(entry.provider.probe, entry.target, timeout, mode)
+        embedder = cast(Embedder, entry.provider)
+
+        async def embed_one() -> None:
+            request = parse_embed({"input": "ping", "model": entry.target.upstream_model})
+            async with asyncio.timeout(timeout):
+                await embedder.embed(request, entry.target, timeout)
+
+        return embed_one
 
     def _redacted(self, probe: ProbeTarget) -> ProbeTarget:
         """``probe`` with secrets masked in its errors (they are shown on /health)."""
@@ -87,12 +101,18 @@ class Runtime:
         self.log.stop()
 
     def prepare(
-        self, body: dict[str, Any] | bytes, header_models: str | None = None, *, hops: int = 0
+        self,
+        body: dict[str, Any] | bytes,
+        header_models: str | None = None,
+        *,
+        hops: int = 0,
+        native: Native | None = None,
     ) -> tuple[ChatRequest, Plan]:
         """Validate a chat body and rank the models that may serve it.
 
         ``body`` is a decoded object (MCP, prompts) or the JSON bytes of an HTTP
         request, whose members are decoded only as far as routing needs them.
+        ``native``: the body as sent to another API's door (``body`` is its translation).
         """
         try:
             if isinstance(body, bytes):
@@ -100,6 +120,7 @@ class Runtime:
             else:
                 request = ChatRequest.from_body(body)
             request.hops = hops
+            request.native = native
             return self._prepare(request, header_models)
         except InvalidBody as err:
             raise bad_request(str(err), err.param) from None
@@ -107,24 +128,55 @@ class Runtime:
     def _prepare(self, request: ChatRequest, header_models: str | None) -> tuple[ChatRequest, Plan]:
         if not request.is_nonempty_array("messages"):
             raise bad_request("'messages' is required and must be a non-empty array.", "messages")
-        model = request.get("model")
+        label, names = self._resolve(request, header_models)
+        registry = self.registry
+        if registry.embedding and not registry.embedding.isdisjoint(names):
+            found = next(n for n in names if n in registry.embedding)
+            raise bad_request(
+                f'{found!r} is an embedding model (mode = "embedding"): it answers on '
+                "/v1/embeddings, not chat.",
+                "model",
+            )
+        if self.log_bodies:
+            request.body  # noqa: B018 - decode now: a body that cannot be logged is a 400
+        return request, registry.plan(label, names, request)
+
+    def _resolve(self, body: ChatRequest, header_models: str | None) -> tuple[str, list[str]]:
+        """The route label and model names that ``model``, ``models`` or the header ask for."""
+        model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise bad_request("'model' must be a string.", "model")
-        extra = request.get("models")
+        extra = body.get("models")
         if extra is None and header_models is not None:
             extra = [m.strip() for m in header_models.split(",") if m.strip()]
             if not extra:
                 raise bad_request("The x-modelrouter-models header names no model.")
         registry = self.registry
         if extra is None:
-            label, names = registry.resolve(model)
-        else:
-            if not isinstance(extra, list) or not all(isinstance(m, str) and m for m in extra):
-                raise bad_request("'models' must be an array of model or route names.", "models")
-            if not extra:
-                raise bad_request("'models' must name at least one model or route.", "models")
-            names = registry.resolve_list(([model] if model else []) + extra)
-            label = ",".join(names)
-        if self.log_bodies:
-            request.body  # noqa: B018 - decode now: a body that cannot be logged is a 400
-        return request, registry.plan(label, names, request)
+            return registry.resolve(model)
+        if not isinstance(extra, list) or not all(isinstance(m, str) and m for m in extra):
+            raise bad_request("'models' must be an array of model or route names.", "models")
+        if not extra:
+            raise bad_request("'models' must name at least one model or route.", "models")
+        names = registry.resolve_list(([model] if model else []) + extra)
+        return ",".join(names), names
+
+    def prepare_embedding(
+        self, body: dict[str, Any] | bytes, header_models: str | None = None, *, hops: int = 0
+    ) -> tuple[EmbedRequest, Plan]:
+        """Validate an embeddings body and rank the embedding models that may serve it."""
+        try:
+            request = parse_embed(body)
+            request.hops = hops
+            label, names = self._resolve(request.wire, header_models)
+            if self.log_bodies:
+                request.wire.body  # noqa: B018 - decode now: a body that cannot be logged is a 400
+        except InvalidBody as err:
+            raise bad_request(str(err), err.param) from None
+        chat = [n for n in names if n not in self.registry.embedding]
+        if chat:
+            raise bad_request(
+                f'{chat[0]!r} is a chat model: embeddings need a model with mode = "embedding".',
+                "model",
+            )
+        return request, self.registry.plan(label, names, None)

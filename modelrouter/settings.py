@@ -119,6 +119,8 @@ class ModelSettings(_Section):
     """USD per million prompt tokens read from the upstream's prompt cache; unset: the
     catalogue's cached price if the input price is the catalogue's too, else the input
     price (see :mod:`modelrouter.cost`)."""
+    mode: Literal["chat", "embedding"] = "chat"
+    """What the model serves: chat (every chat door) or embeddings (``/v1/embeddings``)."""
 
 
 class RouteSettings(_Section):

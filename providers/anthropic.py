@@ -2,24 +2,38 @@
 
 The translation itself is in :mod:`providers.anthropic_wire`; this module only moves
 it over HTTP: ``POST /v1/messages`` with ``x-api-key`` and ``anthropic-version``,
-and ``GET /v1/models/{model}`` as the free probe.
+and ``GET /v1/models/{model}`` as the free probe. A request that came in by the
+router's own Messages door is not translated at all: its body goes upstream with
+only ``model`` changed, and the answer comes back as Anthropic sent it
+(:mod:`providers.anthropic_native`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import Field
 
+from providers.anthropic_native import NativeEvents, check_message, header_lines
 from providers.anthropic_reply import AnthropicStream, from_anthropic
 from providers.anthropic_wire import classify, to_anthropic
-from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.base import (
+    ChatRequest,
+    Completion,
+    Failure,
+    Native,
+    ProviderError,
+    ProviderOptions,
+    Target,
+    speaks,
+)
 from providers.native import NativeProvider
+from providers.sse import sse_events
 from providers.upstream import EnvKeyOptions
 
 
@@ -46,6 +60,8 @@ class AnthropicProvider(NativeProvider):
     vendor: ClassVar[str] = "Anthropic"
     stream_usage: ClassVar[bool] = True
     """Every stream ends with a usage chunk (the translation always writes one)."""
+    speaks: ClassVar[frozenset[str]] = frozenset({"anthropic"})
+    """Bodies from the router's Messages door go upstream as sent."""
     default_facts: ClassVar[dict[str, object]] = {
         # Every current Claude model takes tools and images and at least 200k tokens.
         "context_window": 200_000,
@@ -68,10 +84,42 @@ class AnthropicProvider(NativeProvider):
         super().__init__(name, root if root.endswith("/v1") else root + "/v1", headers, options)
         self.default_max_tokens = options.default_max_tokens
         self._messages_url = self.base_url + "/messages"
+        self._messages_path = self.prefix + "/messages"
 
     def classify(self, status: int, body: bytes) -> Failure:
         """Anthropic's error table (see :func:`providers.anthropic_wire.classify`)."""
         return classify(status, body)
+
+    async def _chat_as_sent(
+        self, native: Native, target: Target, connect_timeout: float, hops: int
+    ) -> Completion:
+        data = native.request.json_with_model(target.upstream_model)
+        extra = header_lines(native.headers)
+        raw = await self._read("POST", self._messages_path, data, connect_timeout, hops, extra)
+        return Completion(body=raw, usage=check_message(raw))
+
+    async def _stream_as_sent(
+        self, native: Native, target: Target, connect_timeout: float, hops: int
+    ) -> AsyncGenerator[bytes, None]:
+        data = native.request.json_with_model(target.upstream_model)
+        extra = header_lines(native.headers)
+        path = self._messages_path
+        resp = await self._send("POST", path, data, connect_timeout, hops, extra)
+        try:
+            ctype = resp.headers.get("content-type", "")
+            if not ctype.startswith("text/event-stream"):
+                raise ProviderError(
+                    Failure.MALFORMED, f"Anthropic did not stream ({ctype or 'no type'})"
+                )
+            checker = NativeEvents()
+            async for event in sse_events(resp.chunks(), self.max_event_bytes):
+                for out in checker.feed(event):
+                    yield out
+                if checker.done:
+                    return
+        finally:
+            resp.release()
+        checker.finish()
 
     def _payload(self, request: ChatRequest, target: Target, stream: bool) -> dict[str, Any]:
         return to_anthropic(
@@ -86,7 +134,12 @@ class AnthropicProvider(NativeProvider):
     async def chat(
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> Completion:
-        """One Messages call, answered as an OpenAI ``chat.completion``."""
+        """One Messages call, answered as an OpenAI ``chat.completion`` (or as sent)."""
+        if speaks(self, request.native):
+            assert request.native is not None
+            return await self._chat_as_sent(
+                request.native, target, connect_timeout, request.hops + 1
+            )
         payload = self._payload(request, target, stream=False)
         msg = await self.post_json(self._messages_url, payload, connect_timeout, request.hops + 1)
         body, usage = from_anthropic(msg, created=int(time.time()))
@@ -95,7 +148,16 @@ class AnthropicProvider(NativeProvider):
     async def stream(
         self, request: ChatRequest, target: Target, connect_timeout: float
     ) -> AsyncIterator[bytes]:
-        """A streamed Messages call, relayed as OpenAI chunks ending with ``[DONE]``."""
+        """A streamed Messages call, relayed as OpenAI chunks ending with ``[DONE]``, or as sent."""
+        if speaks(self, request.native):
+            assert request.native is not None
+            as_sent = self._stream_as_sent(
+                request.native, target, connect_timeout, request.hops + 1
+            )
+            async with aclosing(as_sent) as native_events:
+                async for raw in native_events:
+                    yield raw
+            return
         payload = self._payload(request, target, stream=True)
         translator = AnthropicStream(
             model=target.upstream_model,

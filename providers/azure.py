@@ -74,6 +74,13 @@ class AzureProvider(OpenAIProvider):
             f"?api-version={quote(self.api_version, safe='')}"
         )
 
+    def _embed_path(self, target: Target) -> str:
+        deployment = quote(target.upstream_model, safe="")
+        return (
+            f"{self.prefix}/openai/deployments/{deployment}/embeddings"
+            f"?api-version={quote(self.api_version, safe='')}"
+        )
+
     def _models_path(self) -> str:
         # The resource's model list: free, and proves endpoint and key (not the
         # deployment; probe = "chat" calls the deployment itself).

@@ -24,11 +24,13 @@ __all__ = [
     "Completion",
     "Failure",
     "InvalidBody",
+    "Native",
     "Provider",
     "ProviderError",
     "ProviderOptions",
     "Target",
     "decode_object",
+    "speaks",
 ]
 
 
@@ -74,7 +76,16 @@ class ChatRequest:
     that translate it, capability checks and body logging.
     """
 
-    __slots__ = ("_body", "_members", "_options", "_source", "hops", "include_usage", "stream")
+    __slots__ = (
+        "_body",
+        "_members",
+        "_options",
+        "_source",
+        "hops",
+        "include_usage",
+        "native",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -90,6 +101,8 @@ class ChatRequest:
         self._source = source
         self.hops = 0
         """Routers this request passed through before this one (``x-modelrouter-hops``)."""
+        self.native: Native | None = None
+        """The client's own body, when it came by another API's door (see :class:`Native`)."""
         # The router acts on these two, so their types are checked here: a "stream":
         # "yes" must not be streamed by us and forwarded as a string upstream.
         stream = self.get("stream")
@@ -248,6 +261,32 @@ def decode_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class Native:
+    """A request that came in by another API's door, kept as the client sent it.
+
+    The door translates the body to Chat Completions once, and every provider gets
+    that translation, except one that speaks ``protocol`` itself (its class lists it
+    in ``speaks``): that one takes ``request``, the client's body with only ``model``
+    changed, and answers in that API's own shape, so nothing is translated twice.
+    """
+
+    protocol: str
+    """The door's API: ``"anthropic"`` (Messages)."""
+    request: ChatRequest
+    """The client's body, split into members like a chat body (``json_with_model``)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Client headers that belong to the body (e.g. ``anthropic-beta``), for passthrough."""
+    unfit: str | None = None
+    """Why the chat translation cannot carry this request (e.g. a vendor's server tool):
+    models whose provider must translate are then skipped with this reason."""
+
+
+def speaks(provider: object, native: Native | None) -> bool:
+    """Whether ``provider`` takes ``native``'s body as it is, rather than the chat translation."""
+    return native is not None and native.protocol in getattr(provider, "speaks", ())
+
+
 @dataclass(slots=True)
 class Completion:
     """A finished non-streaming answer.
@@ -258,6 +297,8 @@ class Completion:
 
     body: bytes
     usage: dict[str, Any] | None = None
+    usage_estimated: bool = False
+    """The adapter counted ``usage`` itself because the upstream reported none."""
 
 
 @dataclass(slots=True)
@@ -312,6 +353,11 @@ class Provider(Protocol):
     (the dispatcher hides it from a client that did not); a provider that always does
     says so with a true ``stream_usage`` attribute. Without it, the dispatcher decodes
     every event to estimate the answer's size, in case no usage comes.
+
+    Two optional parts are looked up on the class, not required by this protocol:
+    ``speaks``, the inbound APIs whose bodies it takes natively (see :class:`Native`),
+    and ``embed`` (see :class:`providers.embeddings.Embedder`), for models with
+    ``mode = "embedding"``.
     """
 
     kind: ClassVar[str]

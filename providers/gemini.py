@@ -2,7 +2,8 @@
 
 The translation is in :mod:`providers.gemini_wire`; this module moves it over HTTP:
 ``models/{model}:generateContent``, ``models/{model}:streamGenerateContent?alt=sse``,
-and ``GET models/{model}`` as the free probe, with the key in ``x-goog-api-key``
+``models/{model}:batchEmbedContents`` for embeddings, and ``GET models/{model}`` as the
+free probe, with the key in ``x-goog-api-key``
 (never in the URL, where it could end up in logs).
 """
 
@@ -17,8 +18,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
-from providers.gemini_reply import GeminiStream, from_gemini
-from providers.gemini_wire import classify, retry_delay, to_gemini
+from providers.embeddings import EmbedRequest, embeddings_body, estimate_tokens
+from providers.gemini_reply import GeminiStream, embeddings_of, from_gemini
+from providers.gemini_wire import classify, retry_delay, to_gemini, to_gemini_embed
 from providers.native import NativeProvider
 from providers.upstream import EnvKeyOptions
 
@@ -67,11 +69,13 @@ class GeminiProvider(NativeProvider):
             err.retry_after = retry_delay(err.body)
         return err
 
-    def _model_url(self, target: Target) -> str:
+    def _model_name(self, target: Target) -> str:
         model = target.upstream_model
         # "gemini-2.5-flash" and "models/gemini-2.5-flash" both work; "tunedModels/x" too.
-        path = model if "/" in model else f"models/{model}"
-        return f"{self.base_url}/{quote(path, safe='/')}"
+        return model if "/" in model else f"models/{model}"
+
+    def _model_url(self, target: Target) -> str:
+        return f"{self.base_url}/{quote(self._model_name(target), safe='/')}"
 
     def _payload(self, request: ChatRequest) -> dict[str, Any]:
         return to_gemini(request.body, safety_settings=self.safety_settings)
@@ -109,6 +113,24 @@ class GeminiProvider(NativeProvider):
                     yield out
         for out in translator.finish():
             yield out
+
+    async def embed(
+        self, request: EmbedRequest, target: Target, connect_timeout: float
+    ) -> Completion:
+        """``batchEmbedContents`` with every input at once; the OpenAI answer built here."""
+        texts = request.text_only("Gemini")
+        url = self._model_url(target) + ":batchEmbedContents"
+        payload = to_gemini_embed(texts, self._model_name(target), request.dimensions)
+        resp = await self.post_json(url, payload, connect_timeout, request.hops + 1)
+        vectors = embeddings_of(resp, len(texts))
+        # The batch answer carries no token count: estimated, for the log.
+        return embeddings_body(
+            vectors,
+            target.upstream_model,
+            estimate_tokens(texts),
+            base64=request.base64,
+            estimated=True,
+        )
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """``models``: ``GET models/{model}`` (free). ``chat``: a one-token answer."""

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from providers.base import Failure, ProviderError
+from providers.embeddings import vectors_of
 from providers.gemini_wire import classify
 from providers.openai_shapes import Choice, ChunkWriter, completion, malformed, usage_dict
 from providers.sse import DONE
@@ -226,3 +227,10 @@ class GeminiStream:
         if not self.done or self._writer is None:
             raise ProviderError(Failure.INTERRUPTED, "Gemini stream ended without a finish reason")
         return [self._writer.usage(usage_of(self._usage)), DONE]
+
+
+def embeddings_of(resp: dict[str, Any], count: int) -> list[list[float]]:
+    """The vectors of a ``batchEmbedContents`` answer, in input order."""
+    items = resp.get("embeddings")
+    rows = [i.get("values") if isinstance(i, dict) else None for i in items or ()]
+    return vectors_of(rows if isinstance(items, list) else None, "Gemini", count)

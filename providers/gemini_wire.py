@@ -238,3 +238,14 @@ def to_gemini(
     if safety_settings:
         out["safetySettings"] = safety_settings
     return out
+
+
+def to_gemini_embed(texts: list[str], model: str, dimensions: int | None) -> dict[str, Any]:
+    """The ``batchEmbedContents`` body: one request per text (``model``: ``models/...``)."""
+    requests = []
+    for text in texts:
+        one: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
+        if dimensions is not None:
+            one["outputDimensionality"] = dimensions
+        requests.append(one)
+    return {"requests": requests}

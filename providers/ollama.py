@@ -1,6 +1,8 @@
 """A local Ollama server: chat through its OpenAI-compatible ``/v1``, health from ``/api/tags``.
 
-Chat is OpenAI passthrough. The free probe lists the server's pulled models, so a
+Chat is OpenAI passthrough. Embeddings use Ollama's own ``/api/embed`` (its ``/v1``
+endpoint has no base64 answers, which the openai SDK asks for by default), and the
+router writes the OpenAI answer. The free probe lists the server's pulled models, so a
 model that was never pulled shows up in ``/health`` as misconfigured (``AUTH``)
 rather than as an outage: restarting will not fix it, ``ollama pull`` will.
 """
@@ -13,7 +15,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from providers.base import Failure, ProviderError, ProviderOptions, Target
+from providers.base import Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.embeddings import EmbedRequest, embeddings_body, estimate_tokens, vectors_of
 from providers.openai import OpenAIOptions, OpenAIProvider
 
 
@@ -44,6 +47,34 @@ class OllamaProvider(OpenAIProvider):
         root = (options.base_url or "").rstrip("/").removesuffix("/v1")
         super().__init__(name, options.model_copy(update={"base_url": root + "/v1"}))
         self.root = root
+
+    async def embed(
+        self, request: EmbedRequest, target: Target, connect_timeout: float
+    ) -> Completion:
+        """``POST /api/embed`` with every input at once; the OpenAI answer built here."""
+        texts = request.text_only("Ollama")
+        payload: dict[str, object] = {"model": target.upstream_model, "input": texts}
+        if request.dimensions is not None:
+            payload["dimensions"] = request.dimensions
+        path = urlsplit(self.root).path + "/api/embed"
+        raw = await self._read(
+            "POST", path, orjson.dumps(payload), connect_timeout, request.hops + 1
+        )
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                Failure.MALFORMED, f"Ollama /api/embed is not JSON ({self.label})"
+            ) from None
+        rows = data.get("embeddings") if isinstance(data, dict) else None
+        vectors = vectors_of(rows, "Ollama", len(texts))
+        counted = data.get("prompt_eval_count")
+        if isinstance(counted, int):
+            return embeddings_body(vectors, target.upstream_model, counted, base64=request.base64)
+        tokens = estimate_tokens(texts)
+        return embeddings_body(
+            vectors, target.upstream_model, tokens, base64=request.base64, estimated=True
+        )
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """``models``: ``GET /api/tags`` and check the model is pulled. ``chat``: one token."""

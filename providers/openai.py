@@ -4,7 +4,7 @@ Passthrough: the client's JSON is forwarded with only ``model`` rewritten (and t
 router's own ``models`` field removed), so fields this router has never heard of —
 ``tools``, ``response_format``, ``logprobs``, ``seed`` — reach the upstream as sent,
 byte for byte (see :meth:`ChatRequest.json_with_model`). Answers come back as the
-upstream's bytes.
+upstream's bytes. Embeddings (``/embeddings``) pass through the same way.
 
 Streams also report their usage: unless the client asked for it already, the upstream
 is asked for a closing usage chunk (``stream_options.include_usage``), which the
@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import orjson
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.embeddings import EmbedRequest, check_embeddings
 from providers.http import auth_headers
 from providers.sse import DONE, parse_sse, sse_events
 from providers.upstream import HTTPProvider
@@ -80,6 +81,19 @@ class OpenAIProvider(HTTPProvider):
     def _models_path(self) -> str:
         """The free list call used by ``probe = "models"``."""
         return self.prefix + "/models"
+
+    def _embed_path(self, target: Target) -> str:
+        """Where embeddings for ``target`` go."""
+        return self.prefix + "/embeddings"
+
+    async def embed(
+        self, request: EmbedRequest, target: Target, connect_timeout: float
+    ) -> Completion:
+        """POST the client's embeddings body upstream (``model`` set); its answer as sent."""
+        data = request.wire.json_with_model(target.upstream_model)
+        path = self._embed_path(target)
+        raw = await self._read("POST", path, data, connect_timeout, request.hops + 1)
+        return check_embeddings(raw, self.label, request.count)
 
     async def chat(
         self, request: ChatRequest, target: Target, connect_timeout: float

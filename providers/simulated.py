@@ -1,13 +1,16 @@
 """A built-in simulated upstream for demos, tests, drills and benchmarks.
 
 Deterministic for a given ``seed``: the n-th call of a provider always draws the same
-outcome. Options shape latency, streaming speed and failures (a status code, a hang,
-a dropped connection or a stream cut half-way).
+outcome, and an embedding vector depends on its text alone. Options shape latency,
+streaming speed and failures (a status code, a hang, a dropped connection or a stream
+cut half-way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +20,8 @@ import orjson
 from pydantic import Field
 
 from providers.base import ChatRequest, Completion, Failure, ProviderError, ProviderOptions, Target
+from providers.embeddings import EmbedRequest, embeddings_body
+from providers.embeddings import estimate_tokens as text_tokens
 from providers.failures import classify_status
 from providers.sse import DONE, sse_event
 
@@ -37,6 +42,8 @@ class SimulatedOptions(ProviderOptions):
     retry_after_s: float | None = Field(None, ge=0)
     """Sent with a failing status (e.g. 429) as Retry-After."""
     seed: int = 0
+    embedding_dimensions: int = Field(64, ge=1, le=8192)
+    """Length of the vectors of an embedding model, when the request names none."""
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -62,6 +69,20 @@ def estimate_tokens(body: dict[str, Any]) -> int:
             content = msg.get("content")
             total += len(content) if isinstance(content, str) else len(str(content))
     return max(1, total // 4)
+
+
+def word_vector(text: str, dims: int) -> list[float]:
+    """A unit vector of hashed words: the same text always gives the same vector, and
+    texts that share words point the same way (enough for a demo of retrieval)."""
+    vector = [0.0] * dims
+    for word in text.lower().split():
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        slot = int.from_bytes(digest[:4], "little") % dims
+        vector[slot] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0:
+        vector[0], norm = 1.0, 1.0
+    return [x / norm for x in vector]
 
 
 class SimulatedProvider:
@@ -178,6 +199,22 @@ class SimulatedProvider:
         # from a client that did not ask.
         yield sse_event({**head, "choices": [], "usage": self._usage(request, pieces)})
         yield DONE
+
+    async def embed(
+        self, request: EmbedRequest, target: Target, connect_timeout: float
+    ) -> Completion:
+        """Deterministic vectors after ``latency_ms``, or fail as configured."""
+        fail = self._fails()
+        if self.opts.latency_ms:
+            await asyncio.sleep(self.opts.latency_ms / 1000)
+        if fail:
+            await self._fail()
+        dims = request.dimensions or self.opts.embedding_dimensions
+        texts = request.texts or [" ".join(map(str, ids)) for ids in request.tokens or ()]
+        vectors = [word_vector(text, dims) for text in texts]
+        return embeddings_body(
+            vectors, target.upstream_model, text_tokens(texts), base64=request.base64
+        )
 
     async def probe(self, target: Target, timeout: float, mode: str) -> None:
         """A probe fails as often as a call would."""

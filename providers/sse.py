@@ -9,8 +9,8 @@ adapters read each event's data (:func:`parse_sse`) and write OpenAI chunks
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -18,6 +18,37 @@ from providers.base import Failure, ProviderError
 
 DONE = b"data: [DONE]\n\n"
 """The event that ends every OpenAI stream."""
+
+
+class StreamShape(Protocol):
+    """What a stream looks like to the client of one API: one object per stream.
+
+    The router relays the events a provider yields (OpenAI chunks, or a native API's
+    own events when the provider speaks the client's API); a shape turns each into the
+    events its client reads, and writes that API's own error event when the stream
+    fails after it began. Chat Completions needs no shape: its events go out as they are.
+    """
+
+    usage: dict[str, Any] | None
+    """OpenAI-shaped usage seen so far (for the call log)."""
+
+    def feed(self, event: bytes) -> list[bytes]:
+        """The client's events for one relayed event (``[DONE]`` included)."""
+        ...
+
+    def fail(self, message: str) -> bytes:
+        """The event that ends the stream after a failure, in the client's API."""
+        ...
+
+
+ShapeFactory = Callable[[bool], StreamShape]
+"""Builds the shape of one answer stream, told whether the served model answered in
+the client's own API (``True``) or in OpenAI chunks (``False``)."""
+
+
+def named_event(name: str, data: Any) -> bytes:
+    """One SSE event with an ``event:`` line (Anthropic's and the Responses API's style)."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def sse_event(data: Any) -> bytes:

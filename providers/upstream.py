@@ -102,14 +102,15 @@ class HTTPProvider:
         return err
 
     def _send(
-        self, method: str, path: str, body: Body, connect: float, hops: int = 1
+        self, method: str, path: str, body: Body, connect: float, hops: int = 1, extra: bytes = b""
     ) -> Awaitable[Reply]:
         """Send a request to ``path`` (with its query); raise the error of a non-2xx answer.
 
-        ``hops`` is the request's hop count as the upstream will see it (loop guard).
+        ``hops`` is the request's hop count as the upstream will see it (loop guard);
+        ``extra``: header lines for this request only (``Name: value\r\n`` each).
         """
         # Hands back send_checked's coroutine: no extra frame on the hot path.
-        headers = self._header_lines + hop_line(hops)
+        headers = self._header_lines + hop_line(hops) + extra
         if self.signer is not None:
             return self._signed(method, path, headers, body, connect)
         return send_checked(
@@ -126,10 +127,10 @@ class HTTPProvider:
         )
 
     async def _read(
-        self, method: str, path: str, body: Body, connect: float, hops: int = 1
+        self, method: str, path: str, body: Body, connect: float, hops: int = 1, extra: bytes = b""
     ) -> bytes:
         """Send a request and read its whole answer."""
-        resp = await self._send(method, path, body, connect, hops)
+        resp = await self._send(method, path, body, connect, hops, extra)
         try:
             return await resp.read()
         finally:

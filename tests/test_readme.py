@@ -233,10 +233,17 @@ def check_output(c: Command, out: str) -> None:
     k = kind(c)
     if k == "curl":
         data = parse_json(out)
-        assert "error" not in data, data
+        # A Response object always has "error": null; an error answer's is an object.
+        assert data.get("error") is None, data
         if "/chat/completions" in c.text or "/v1/prompts/" in c.text:
             assert data["object"] == "chat.completion"
             assert data["choices"][0]["message"]["content"]
+        elif "/v1/messages" in c.text:
+            assert data["type"] == "message" and data["content"][0]["text"]
+        elif "/v1/responses" in c.text:
+            assert data["status"] == "completed" and data["output"][0]["content"][0]["text"]
+        elif "/v1/embeddings" in c.text:
+            assert data["object"] == "list" and data["data"][0]["embedding"]
     elif k == "inspector":
         data = parse_json(out)
         method = c.text.split("--method", 1)[1].split()[0]

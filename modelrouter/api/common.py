@@ -47,6 +47,7 @@ def call_of(request: Request, door: FrontDoor) -> Call:
         credential=bearer(request),
         models_header=request.headers.get("x-modelrouter-models"),
         hops=hops_of(request),
+        endpoint=request.scope["path"],
     )
 
 

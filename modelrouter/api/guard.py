@@ -23,8 +23,9 @@ chat fast path included:
 * **CORS** for ``server.cors_origins``: preflights answered here, and answers carry
   ``Access-Control-Allow-Origin`` and expose the router's headers.
 
-Errors use OpenAI's shape. Cost on the hot path (no ``Origin``, JSON body): one pass
-over the header names and a set lookup, under a microsecond.
+Errors use OpenAI's shape (Anthropic's under ``/v1/messages``). Cost on the hot path
+(no ``Origin``, JSON body): one pass over the header names and a set lookup, under a
+microsecond.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelrouter.api.common import error_response, request_id
+from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error
 from modelrouter.errors import RouterError
 from modelrouter.settings import ServerSettings
 
@@ -59,6 +61,9 @@ ALLOW_HEADERS = (
     "x-request-id",
     "x-modelrouter-models",
     "x-modelrouter-tags",
+    "x-api-key",
+    "anthropic-version",
+    "anthropic-beta",
     "mcp-protocol-version",
     "mcp-session-id",
     "last-event-id",
@@ -67,7 +72,8 @@ ALLOW_HEADERS = (
 for, since the origin is trusted (the openai JS SDK sends ``x-stainless-*``)."""
 EXPOSE_HEADERS = (
     "x-request-id, x-modelrouter-model, x-modelrouter-provider, x-modelrouter-attempts, "
-    "retry-after, x-should-retry, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
+    "x-modelrouter-ignored, request-id, retry-after, x-should-retry, "
+    "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
     "x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, "
     "x-ratelimit-reset-tokens"
 )
@@ -259,7 +265,10 @@ def _refused_type(scope: Scope, ctype: bytes | None) -> bytes | None:
 
 def _refusal(err: RouterError) -> ASGIApp:
     async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(err, request_id(Request(scope)))
+        # The Anthropic door answers every error in Anthropic's shape, these included.
+        anthropic = scope["path"].startswith(MESSAGES_PREFIX)
+        render = anthropic_error if anthropic else error_response
+        response = render(err, request_id(Request(scope)))
         await response(scope, receive, send)
 
     return refuse

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.embeddings import gemini_embeddings
 from tests.fakes.gemini_schema import Invalid, camel, validate
 from tests.fakes.upstream import (
     BadJson,
@@ -188,6 +189,8 @@ class FakeGemini(FakeUpstream):
         if denied is not None:
             return denied
         model, _, method = request.match_info["call"].rpartition(":")
+        if method == "batchEmbedContents" and model in self.models:
+            return await gemini_embeddings(self, request, model)
         if method not in ("generateContent", "streamGenerateContent"):
             return self._error(404, f"Method not found: {method}")
         try:

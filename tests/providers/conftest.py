@@ -12,7 +12,7 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.upstream import FakeUpstream, Ok
 
-from .openai_like import FakeAzure, FakeOllama
+from .openai_like import FakeAzure, FakeOllama, FakeOpenAI
 
 V = TypeVar("V", bound=FakeUpstream)
 
@@ -21,6 +21,7 @@ VENDORS: dict[str, tuple[type[FakeUpstream], dict[str, Any]]] = {
     "gemini": (FakeGemini, {"content": "Hello from Gemini"}),
     "azure": (FakeAzure, {}),
     "ollama": (FakeOllama, {}),
+    "openai": (FakeOpenAI, {"content": "Hello from OpenAI"}),
 }
 
 
@@ -56,6 +57,12 @@ def anthropic_up(vendors: dict[str, FakeUpstream]) -> FakeAnthropic:
 def gemini_up(vendors: dict[str, FakeUpstream]) -> FakeGemini:
     """The fake Gemini API, freshly reset."""
     return fresh(vendors, "gemini", FakeGemini)
+
+
+@pytest.fixture
+def openai_up(vendors: dict[str, FakeUpstream]) -> FakeOpenAI:
+    """The fake OpenAI API, freshly reset."""
+    return fresh(vendors, "openai", FakeOpenAI)
 
 
 @pytest.fixture

@@ -1,20 +1,23 @@
-"""Fakes for the OpenAI-shaped vendors: Azure OpenAI deployments and a local Ollama server.
+"""Fakes for the OpenAI-shaped vendors: OpenAI, Azure OpenAI deployments and Ollama.
 
-Both reuse :class:`tests.fakes.upstream.FakeUpstream` for chat (so every scripted
+All reuse :class:`tests.fakes.upstream.FakeUpstream` for chat (so every scripted
 behaviour works) and add what is vendor-specific: Azure's deployment paths,
-``api-version`` and ``api-key``; Ollama's ``/api/tags`` and its "not pulled" 404.
-Both can also answer with tool calls (:class:`ToolCalls`).
+``api-version`` and ``api-key``; Ollama's ``/api/tags``, ``/api/embed`` and its "not
+pulled" 404. OpenAI and Azure embed too (:mod:`tests.fakes.embeddings`).
+Each can also answer with tool calls (:class:`ToolCalls`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tests.fakes.embeddings import ollama_embed, openai_embeddings
 from tests.fakes.upstream import FakeUpstream, error_body
 
 
@@ -62,6 +65,17 @@ class _WithTools(FakeUpstream):
         return resp
 
 
+class FakeOpenAI(_WithTools):
+    """The OpenAI API itself (chat completions that can call tools, and the model list)."""
+
+    def routes(self, app: web.Application) -> None:
+        """``/v1/chat/completions`` (tool calls scriptable) and ``/v1/models``."""
+        app.router.add_post("/v1/chat/completions", self._chat_or_tools)
+        app.router.add_post("/v1/embeddings", partial(openai_embeddings, self))
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+
 def _azure_error(code: str, message: str, status: int) -> web.Response:
     body = orjson.dumps({"error": {"code": code, "message": message}})
     return web.Response(status=status, body=body, content_type="application/json")
@@ -88,6 +102,7 @@ class FakeAzure(_WithTools):
     def routes(self, app: web.Application) -> None:
         """Deployments' chat completions and the resource's model list."""
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._deployment)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
         app.router.add_get("/openai/models", self._model_list)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 
@@ -108,6 +123,12 @@ class FakeAzure(_WithTools):
             msg = "The API deployment for this resource does not exist."
             return _azure_error("DeploymentNotFound", msg, 404)
         return await self._chat_or_tools(request)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._denied(request)) is not None:
+            await self._record(request)
+            return denied
+        return await openai_embeddings(self, request)
 
     async def _model_list(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)
@@ -132,6 +153,7 @@ class FakeOllama(_WithTools):
     def routes(self, app: web.Application) -> None:
         """``/v1/chat/completions`` and ``/api/tags``."""
         app.router.add_post("/v1/chat/completions", self._pulled_chat)
+        app.router.add_post("/api/embed", partial(ollama_embed, self))
         app.router.add_get("/api/tags", self._tags)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 
