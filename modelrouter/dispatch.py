@@ -71,6 +71,8 @@ class Outcome:
     """Set by the surface when the client left a relayed stream (see :meth:`Dispatcher.relay`)."""
     cut: str | None = None
     """Why a relayed stream stopped before its end although the upstream did not fail."""
+    events: list[bytes] | None = None
+    """Set to a list to keep every relayed event (body logging only)."""
 
 
 class Dispatcher:
@@ -275,7 +277,10 @@ class Dispatcher:
         want_usage = request.include_usage
         rest = out.rest
         finished = False
+        kept = out.events
         try:
+            if kept is not None:
+                kept.append(out.first)
             yield out.first
             while True:
                 wait = min(idle, deadline - self.now())
@@ -287,6 +292,8 @@ class Dispatcher:
                     break
                 if want_usage and (b'"usage":{' in event or b'"usage": {' in event):
                     out.usage = _usage_of(event)
+                if kept is not None:
+                    kept.append(event)
                 yield event
         except ProviderError as exc:
             error, failure = self.redactor.error(exc).message, Failure.STREAM_CUT
