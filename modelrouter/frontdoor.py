@@ -31,6 +31,7 @@ from modelrouter.recording import make_record, stream_answer
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.runtime import Runtime
 from modelrouter.settings import Settings
+from modelrouter.store.calllog import CallLog
 from providers.base import ChatRequest, Completion
 
 _ID_PREFIX = os.urandom(6).hex()
@@ -188,6 +189,11 @@ class FrontDoor:
     def model_objects(self) -> list[dict[str, Any]]:
         """Every route and model as an OpenAI model object with router extras."""
         return reports.model_objects(self._rt)
+
+    @property
+    def call_log(self) -> CallLog:
+        """The call log (its reader engine serves the admin views)."""
+        return self._rt.calls
 
     @property
     def settings(self) -> Settings:
