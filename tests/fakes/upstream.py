@@ -188,8 +188,11 @@ class FakeUpstream:
         content: str | None = None,
         models: tuple[str, ...] = ("fake-model",),
         require_key: str | None = None,
+        cached_tokens: int | None = None,
     ) -> None:
         self.name = name
+        self.cached_tokens = cached_tokens
+        """Reported as ``usage.prompt_tokens_details.cached_tokens`` when set."""
         self.content = content if content is not None else f"hello from {name}"
         self.models = models
         self.require_key = require_key
@@ -430,9 +433,12 @@ class _Completion:
         self.id = f"chatcmpl-{up.name}-{up.calls}"
         self.created = int(time.time())
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         p, d = self.prompt_tokens, len(self.text.split())
-        return {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
+        usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
+        if self.up.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.up.cached_tokens}
+        return usage
 
     def _base(self, obj: str) -> dict[str, Any]:
         return {

@@ -1,0 +1,390 @@
+"""The call log through the real server: the openai SDK and the mcp client in, the store
+read back (admin API and SQL), on SQLite and PostgreSQL alike.
+
+One router per engine serves a scripted scenario (fallback, stream, failures, refusals,
+MCP); each test then checks one side of what the store made of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.fakes.upstream import FakeUpstream, status
+from tests.router import RunningRouter, router_config, run_router
+from tests.store.helpers import ADMIN, ADMIN_HEADERS, admin_get, sql, upgrade, wait_records
+from tests.store.services import require_pg, reset_pg
+
+KEY = "sk-router-key-e2e"
+UPSTREAM_KEY = "sk-upstream-secret-e2e"
+OTHER_KEY = "sk-other-upstream-e2e"
+MESSAGES: list[Any] = [{"role": "user", "content": "Say hi please"}]  # 3 prompt tokens
+IN_PRICE, OUT_PRICE = 2.5, 10.0
+
+
+@dataclass
+class Scenario:
+    """What was sent, and what the clients saw."""
+
+    router: RunningRouter
+    url: str
+    started: float
+    ended: float = 0.0
+    ids: dict[str, str] = field(default_factory=dict)
+    """Name of a request in the scenario -> the x-request-id the client saw."""
+    total: int = 0
+
+
+def _config(first: FakeUpstream, second: FakeUpstream, url: str, **server: Any) -> Any:
+    return router_config(
+        providers={
+            "p1": {"kind": "openai", "base_url": first.base_url, "api_key": UPSTREAM_KEY},
+            "p2": {"kind": "openai", "base_url": second.base_url, "api_key": OTHER_KEY},
+        },
+        models={
+            "first": {
+                "provider": "p1",
+                "model": "up-first",
+                "input_cost_per_mtok": IN_PRICE,
+                "output_cost_per_mtok": OUT_PRICE,
+            },
+            "second": {"provider": "p2", "model": "up-second"},
+        },
+        routes={"default": {"models": ["first", "second"]}},
+        router={"retries_per_model": 0},
+        server={"api_keys": [KEY], "admin_keys": [ADMIN], "host": "127.0.0.1", **server},
+        store={"url": url},
+    )
+
+
+def _store_for(engine: str, tmp: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{tmp / 'calls.db'}"
+    url = require_pg()
+    asyncio.run(reset_pg(url))
+    upgrade(url)
+    return url
+
+
+async def _mcp_chat(r: RunningRouter) -> None:
+    hc = httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    async with hc, Client(streamable_http_client(r.url + "/mcp", http_client=hc)) as c:
+        result = await c.call_tool("chat", {"prompt": "Say hi please", "model": "second"})
+        assert not result.is_error
+
+
+def _run(s: Scenario, first: FakeUpstream, second: FakeUpstream) -> None:
+    client = openai.OpenAI(base_url=s.router.base_url, api_key=KEY, max_retries=0, timeout=20)
+
+    def chat(name: str, **kw: Any) -> Any:
+        raw = client.chat.completions.with_raw_response.create(messages=MESSAGES, **kw)
+        s.ids[name] = raw.headers["x-request-id"]
+        s.total += 1
+        return raw.parse()
+
+    # 1. Fallback: the first model answers 500, the second serves; the client names the id.
+    first.script(status(500))
+    chat(
+        "fallback",
+        model="default",
+        user="alice",
+        extra_headers={"x-modelrouter-tags": "team-a, nightly ,", "x-request-id": "client-rid-1"},
+    )
+    # 2. A stream with usage, served by the priced model (which reports cached tokens).
+    first.cached_tokens = 2
+    raw = client.chat.completions.with_raw_response.create(
+        model="first", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    s.ids["stream"] = raw.headers["x-request-id"]
+    s.total += 1
+    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    first.cached_tokens = None
+    # 3. Every model fails.
+    first.script(status(503))
+    second.script(status(500))
+    with pytest.raises(openai.APIStatusError) as failed:
+        chat("failed", model="default")
+    s.ids["failed"] = failed.value.response.headers["x-request-id"]
+    s.total += 1
+    # 4. Refused before any upstream: an unknown model, a wrong key.
+    with pytest.raises(openai.NotFoundError) as unknown:
+        chat("unknown", model="nope")
+    s.ids["unknown"] = unknown.value.response.headers["x-request-id"]
+    s.total += 1
+    bad = openai.OpenAI(base_url=s.router.base_url, api_key="wrong-key-xyz", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        bad.chat.completions.create(model="default", messages=MESSAGES)
+    s.ids["refused"] = refused.value.response.headers["x-request-id"]
+    s.total += 1
+    # 5. Bulk traffic for pages, filters and roll-ups: 12 on first, 6 on second.
+    for i in range(18):
+        chat(f"bulk{i}", model="first" if i % 3 else "second")
+    # 6. MCP.
+    asyncio.run(_mcp_chat(s.router))
+    s.total += 1
+    s.ended = time.time()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def scenario(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scenario]:
+    url = _store_for(request.param, tmp_path_factory.mktemp(request.param))
+    with (
+        FakeUpstream.in_thread("primary", require_key=UPSTREAM_KEY) as first,
+        FakeUpstream.in_thread("backup") as second,
+        run_router(_config(first, second, url)) as r,
+    ):
+        s = Scenario(r, url, time.time())
+        _run(s, first, second)
+        wait_records(url, s.total)
+        yield s
+
+
+def record(s: Scenario, name: str) -> dict[str, Any]:
+    return admin_get(s.router.url, f"/admin/logs/{s.ids[name]}")  # type: ignore[no-any-return]
+
+
+def all_records(s: Scenario, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = admin_get(
+            s.router.url, "/admin/logs", **params, **({"cursor": cursor} if cursor else {})
+        )
+        out += page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return out
+
+
+def test_every_field_of_a_fallback_record(scenario: Scenario) -> None:
+    r = record(scenario, "fallback")
+    assert r["request_id"] == "client-rid-1"
+    assert r["id"] != r["request_id"]  # the client's id may repeat; the key is ours
+    ts = datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).timestamp()
+    assert scenario.started - 1 <= ts <= scenario.ended + 1
+    attempts = r.pop("attempts")
+    assert [(a["model"], a["provider"], a["outcome"], a["status"]) for a in attempts] == [
+        ("first", "p1", "server", 500),
+        ("second", "p2", "ok", 200),
+    ]
+    assert all(a["duration_ms"] > 0 for a in attempts)
+    assert 0 < r.pop("latency_ms") < (scenario.ended - scenario.started) * 1000
+    for name in ("id", "ts"):
+        r.pop(name)
+    assert r == {
+        "request_id": "client-rid-1",
+        "surface": "http",
+        "endpoint": "/v1/chat/completions",
+        "key_id": None,
+        "key_name": None,
+        "team": None,
+        "route": "default",
+        "requested_model": "default",
+        "model": "second",
+        "provider": "p2",
+        "status": 200,
+        "error_code": None,
+        "stream": False,
+        "ttft_ms": None,
+        "input_tokens": 3,
+        "output_tokens": 3,
+        "cached_tokens": None,
+        "cost_usd": 0.0,
+        "price_unknown": True,  # "second" has no price configured
+        "usage_estimated": False,
+        "fallbacks": 1,
+        "user": "alice",
+        "tags": ["team-a", "nightly"],
+    }
+
+
+def test_a_stream_record_has_ttft_tokens_and_cost(scenario: Scenario) -> None:
+    r = record(scenario, "stream")
+    assert (r["stream"], r["status"], r["model"], r["fallbacks"]) == (True, 200, "first", 0)
+    assert 0 < r["ttft_ms"] <= r["latency_ms"]
+    assert (r["input_tokens"], r["output_tokens"], r["cached_tokens"]) == (3, 3, 2)
+    assert r["cost_usd"] == pytest.approx((3 * IN_PRICE + 3 * OUT_PRICE) / 1e6, rel=1e-12)
+    assert r["price_unknown"] is False
+    assert r["error_code"] is None
+
+
+def test_failures_and_refusals_are_recorded(scenario: Scenario) -> None:
+    failed = record(scenario, "failed")
+    assert (failed["status"], failed["error_code"], failed["model"]) == (
+        502,
+        "all_models_failed",
+        None,
+    )
+    assert [(a["model"], a["status"]) for a in failed["attempts"]] == [
+        ("first", 503),
+        ("second", 500),
+    ]
+    assert failed["fallbacks"] == 1 and failed["input_tokens"] is None
+    unknown = record(scenario, "unknown")
+    assert (unknown["status"], unknown["error_code"], unknown["requested_model"]) == (
+        404,
+        "model_not_found",
+        "nope",
+    )
+    assert unknown["route"] is None and unknown["attempts"] == []
+    refused = record(scenario, "refused")
+    assert (refused["status"], refused["error_code"]) == (401, "invalid_api_key")
+
+
+def test_an_mcp_chat_is_recorded(scenario: Scenario) -> None:
+    mcp = all_records(scenario, limit=1)
+    assert len(mcp) == scenario.total  # (every page walked)
+    newest = mcp[0]
+    assert (newest["surface"], newest["endpoint"], newest["model"], newest["status"]) == (
+        "mcp",
+        "chat",
+        "second",
+        200,
+    )
+    assert newest["requested_model"] == "second" and newest["input_tokens"] == 3
+
+
+def test_pages_return_each_record_exactly_once_newest_first(scenario: Scenario) -> None:
+    for limit in (1, 4, 7, 1000):
+        records = all_records(scenario, limit=limit)
+        ids = [r["id"] for r in records]
+        assert len(ids) == len(set(ids)) == scenario.total
+        keys = [(r["ts"], r["id"]) for r in records]
+        assert keys == sorted(keys, reverse=True)
+    stored = {row["id"] for row in sql(scenario.url, "SELECT id FROM calls")}
+    assert set(ids) == stored
+
+
+def test_filters(scenario: Scenario) -> None:
+    s = scenario
+
+    def ids(**params: Any) -> set[str]:
+        return {r["request_id"] for r in all_records(s, limit=5, **params)}
+
+    bulk = {k: v for k, v in s.ids.items() if k.startswith("bulk")}
+    on_first = {v for k, v in bulk.items() if int(k[4:]) % 3} | {s.ids["stream"]}
+    assert ids(model="first") == on_first
+    assert len(ids(model="second")) == 6 + 1 + 1  # bulk, fallback, MCP
+    assert ids(route="first") == on_first
+    assert ids(status="404") == {s.ids["unknown"]}
+    assert ids(status="error") == {s.ids["failed"], s.ids["unknown"], s.ids["refused"]}
+    assert ids(status="200") == {r["request_id"] for r in all_records(s)} - ids(status="error")
+    assert ids(key="none-yet") == set() and ids(team="none-yet") == set()
+    everything = all_records(s, limit=100)
+    middle = everything[len(everything) // 2]["ts"]
+    newer = {r["request_id"] for r in everything if r["ts"] >= middle}
+    assert ids(since=middle) == newer
+    assert ids(until=middle) == {r["request_id"] for r in everything} - newer
+    assert ids(since="1h") == {r["request_id"] for r in everything}
+    assert ids(since="2000-01-01T00:00:00Z", until="2000-01-02") == set()
+
+
+def test_rollups_equal_the_sum_of_raw_records(scenario: Scenario) -> None:
+    raw = sql(
+        scenario.url,
+        "SELECT coalesce(model, '') AS model, count(*) AS requests,"
+        " sum(CASE WHEN error_code IS NULL THEN 0 ELSE 1 END) AS errors,"
+        " sum(fallbacks) AS fallbacks, coalesce(sum(input_tokens), 0) AS input_tokens,"
+        " coalesce(sum(output_tokens), 0) AS output_tokens,"
+        " coalesce(sum(cached_tokens), 0) AS cached_tokens,"
+        " coalesce(sum(cost_usd), 0) AS cost_usd FROM calls GROUP BY 1 ORDER BY 1",
+    )
+    assert sum(r["requests"] for r in raw) == scenario.total
+    for span in (60, 3600):
+        rolled = sql(
+            scenario.url,
+            "SELECT model, sum(requests) AS requests, sum(errors) AS errors,"
+            " sum(fallbacks) AS fallbacks, sum(input_tokens) AS input_tokens,"
+            " sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,"
+            " sum(cost_usd) AS cost_usd FROM usage_rollup WHERE bucket_s = :span"
+            " GROUP BY model ORDER BY model",
+            span=span,
+        )
+        assert _ints(rolled) == _ints(raw)
+        for a, b in zip(rolled, raw, strict=True):
+            assert float(a["cost_usd"]) == pytest.approx(float(b["cost_usd"]), rel=1e-9)
+    usage = admin_get(scenario.router.url, "/admin/usage", since="2h", group_by="model")
+    by_group = {s["group"] or "": s["totals"] for s in usage["series"]}
+    for row in raw:
+        totals = by_group[row["model"]]
+        for name in ("requests", "errors", "fallbacks", "input_tokens", "output_tokens"):
+            assert totals[name] == int(row[name]), (row["model"], name)
+        assert totals["cost_usd"] == pytest.approx(float(row["cost_usd"]), rel=1e-9)
+    assert usage["totals"]["requests"] == scenario.total
+    minute = admin_get(scenario.router.url, "/admin/usage", since="1h", interval="1m")
+    assert minute["totals"]["requests"] == scenario.total
+
+
+def _ints(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    names = ("model", "requests", "errors", "fallbacks", "input_tokens", "output_tokens")
+    return [tuple(r[n] if n == "model" else int(r[n]) for n in names) for r in rows]
+
+
+def test_usage_percentiles_come_from_the_histograms(scenario: Scenario) -> None:
+    latencies = sorted(
+        float(r["latency_ms"])
+        for r in sql(scenario.url, "SELECT latency_ms FROM calls WHERE model = 'first'")
+    )
+    usage = admin_get(scenario.router.url, "/admin/usage", since="2h", group_by="route")
+    first = next(s for s in usage["series"] if s["group"] == "first")["totals"]
+    # Within one histogram bucket (a factor of sqrt(2)) of the exact quantile.
+    exact = latencies[len(latencies) // 2]
+    assert exact / 2**0.5 <= first["latency_p50_ms"] <= exact * 2**0.5
+
+
+def test_no_secret_reaches_the_store(scenario: Scenario) -> None:
+    rows = sql(scenario.url, "SELECT * FROM calls")
+    dump = repr(rows) + repr(sql(scenario.url, "SELECT * FROM usage_rollup"))
+    for secret in (KEY, UPSTREAM_KEY, OTHER_KEY, ADMIN, "wrong-key-xyz"):
+        assert secret not in dump
+    # Bodies are kept only with server.log_bodies.
+    assert all(r["request_body"] is None and r["response_body"] is None for r in rows)
+
+
+def test_admin_surface_needs_an_admin_key(scenario: Scenario) -> None:
+    base = scenario.router.url
+    for headers in ({}, {"authorization": f"Bearer {KEY}"}, {"authorization": "Bearer nope"}):
+        resp = httpx2.get(base + "/admin/logs", headers=headers, timeout=5)
+        assert resp.status_code == 401
+        assert resp.json()["error"]["code"] == "invalid_api_key"
+    for path, param in [
+        ("/admin/logs?limit=0", "limit"),
+        ("/admin/logs?limit=1001", "limit"),
+        ("/admin/logs?status=oops", "status"),
+        ("/admin/logs?since=yesterday", "since"),
+        ("/admin/logs?cursor=zzz", "cursor"),
+        ("/admin/usage?interval=5m", "interval"),
+        ("/admin/usage?group_by=user", "group_by"),
+        ("/admin/usage?interval=1m&since=3d", "since"),
+    ]:
+        resp = httpx2.get(base + path, headers=ADMIN_HEADERS, timeout=5)
+        assert resp.status_code == 400, path
+        assert resp.json()["error"]["param"] == param
+    resp = httpx2.get(base + "/admin/logs/no-such-id", headers=ADMIN_HEADERS, timeout=5)
+    assert resp.status_code == 404
+
+
+def test_admin_surface_is_off_without_admin_keys(up: FakeUpstream) -> None:
+    cfg = router_config(
+        providers={"p": {"kind": "openai", "base_url": up.base_url}},
+        models={"m": {"provider": "p"}},
+        routes={"default": {"models": ["m"]}},
+    )
+    with run_router(cfg) as r:
+        for path in ("/admin/logs", "/admin/usage", "/admin/logs/x"):
+            resp = httpx2.get(r.url + path, headers=ADMIN_HEADERS, timeout=5)
+            assert resp.status_code == 404
+        assert httpx2.get(r.url + "/health", timeout=5).json()["store"] == {"state": "off"}
