@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 FOLLOW_EVERY_S = 1.0
 """``logs --follow`` polls this often."""
-FOLLOW_LOOKBACK_S = 60.0
+LOOKBACK_S = 60.0
 """How far behind the newest record seen ``--follow`` looks again: a record is stamped
 when its request ends and lands a moment later (a batch, or a spool replay)."""
 
@@ -148,14 +148,18 @@ async def _follow(
 ) -> None:
     from modelrouter.store import queries
 
-    seen: dict[str, float] = {r["id"]: parse_time(r["ts"]) for r in shown}
-    newest = max(seen.values(), default=time.time())
+    async def window(since: float) -> list[dict[str, Any]]:
+        bounded = dataclasses.replace(filt, since=max(since, filt.since or since))
+        records, _ = await queries.list_logs(engine, bounded, limit=queries.MAX_LIMIT)
+        return records
+
+    newest = max((parse_time(r["ts"]) for r in shown), default=time.time())
+    # What the window already holds when following starts is not news, shown or not.
+    seen = {r["id"]: parse_time(r["ts"]) for r in [*shown, *await window(newest - LOOKBACK_S)]}
     while True:
         await asyncio.sleep(FOLLOW_EVERY_S)
-        since = newest - FOLLOW_LOOKBACK_S
-        window = dataclasses.replace(filt, since=max(since, filt.since or since))
-        records, _ = await queries.list_logs(engine, window, limit=queries.MAX_LIMIT)
-        fresh = [r for r in reversed(records) if r["id"] not in seen]
+        since = newest - LOOKBACK_S
+        fresh = [r for r in reversed(await window(since)) if r["id"] not in seen]
         for r in fresh:
             seen[r["id"]] = parse_time(r["ts"])
         newest = max(seen.values(), default=newest)

@@ -36,17 +36,31 @@ class BadRows(Exception):
     """The store refused the rows themselves (not the connection): retrying will not help."""
 
 
+_DATA_ERRORS = (
+    sa_exc.IntegrityError,
+    sa_exc.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+    # Raised by asyncpg's encoders before anything is sent (a value out of range).
+    OverflowError,
+    ValueError,
+    TypeError,
+)
+
+
 def is_data_error(err: BaseException) -> bool:
-    """Whether ``err`` blames the data (a constraint or a value) rather than the store."""
-    return isinstance(
-        err,
-        (
-            sa_exc.IntegrityError,
-            sa_exc.DataError,
-            asyncpg.IntegrityConstraintViolationError,
-            asyncpg.DataError,
-        ),
-    )
+    """Whether ``err`` blames the data (a constraint or a value) rather than the store.
+
+    Looks through SQLAlchemy's wrapper to the driver's own exception.
+    """
+    seen: BaseException | None = err
+    for _ in range(3):
+        if seen is None:
+            return False
+        if isinstance(seen, _DATA_ERRORS):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def _upsert(dialect: str) -> Any:
