@@ -10,11 +10,5 @@ side (:mod:`~modelrouter.store.queries`, :mod:`~modelrouter.store.timespec`).
 
 USAGE_INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
 """``interval`` values of a usage query and their seconds."""
-USAGE_GROUPS = {
-    "model": "model",
-    "route": "route",
-    "provider": "provider",
-    "key": "key_id",
-    "team": "team",
-}
-"""``group_by`` values of a usage query and the roll-up column each reads."""
+USAGE_GROUPS = ("model", "route", "provider", "key", "team")
+"""``group_by`` values of a usage query: the dimensions usage is rolled up by."""

@@ -24,20 +24,13 @@ import orjson
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from modelrouter.store import USAGE_GROUPS, USAGE_INTERVALS
 from modelrouter.store.rollup import HIST, HOUR, MINUTE, MINUTE_KEEP_S, SUMS, percentile
 from modelrouter.store.schema import calls, usage_rollup
 from modelrouter.store.timespec import iso
 
 MAX_LIMIT = 1000
-INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
-GROUP_BY = {
-    "model": "model",
-    "route": "route",
-    "provider": "provider",
-    "key": "key_id",
-    "team": "team",
-}
-"""``group_by`` values and the roll-up column each reads."""
+INTERVALS = USAGE_INTERVALS
 MAX_POINTS = 5000
 """Most buckets one series may span (``1m`` over more than three days is refused)."""
 
@@ -190,8 +183,7 @@ async def usage(
     step = INTERVALS.get(interval)
     if step is None:
         raise QueryError("'interval' must be one of 1m, 1h, 1d.", "interval")
-    column = GROUP_BY.get(group_by)
-    if column is None:
+    if group_by not in USAGE_GROUPS:
         raise QueryError("'group_by' must be one of model, route, provider, key, team.", "group_by")
     if until <= since:
         raise QueryError("'until' must be later than 'since'.", "until")
@@ -203,12 +195,11 @@ async def usage(
         raise QueryError(f"Too many points (over {MAX_POINTS}): use a longer interval.", "interval")
     u = usage_rollup.c
     bucket = u.t if step == span else u.t - u.t % step
-    group = u[column]
     stmt = (
-        select(group, bucket.label("bucket"), *(func.sum(u[c]) for c in SUMS + HIST))
-        .where(u.bucket_s == span, u.t >= start, u.t < int(until))
-        .group_by(group, bucket)
-        .order_by(group, bucket)
+        select(u.value, bucket.label("bucket"), *(func.sum(u[c]) for c in SUMS + HIST))
+        .where(u.bucket_s == span, u.t >= start, u.t < int(until), u.dim == group_by)
+        .group_by(u.value, bucket)
+        .order_by(u.value, bucket)
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()

@@ -19,13 +19,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from modelrouter.store.schema import GROUP_LEN, GROUPS, LATENCY_BUCKETS
+from modelrouter.store.schema import DIMENSIONS, LATENCY_BUCKETS, VALUE_LEN
 
 MINUTE = 60
+"""Per-minute roll-ups serve ``interval=1m`` and are kept :data:`MINUTE_KEEP_S`."""
 HOUR = 3600
-RESOLUTIONS = (MINUTE, HOUR)
-"""The roll-ups kept: per minute (for ``interval=1m``, kept :data:`MINUTE_KEEP_S`) and
-per hour (kept for good)."""
+"""Per-hour roll-ups serve ``1h`` and ``1d`` and are kept for good."""
 MINUTE_KEEP_S = 2 * 86400
 """How long per-minute roll-ups are kept."""
 
@@ -45,8 +44,10 @@ SUMS = (
 """The summed columns of a roll-up besides the histogram."""
 HIST = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 """The histogram columns."""
-KEY = ("bucket_s", "t", *GROUPS)
+KEY = ("bucket_s", "t", "dim", "value")
 """A roll-up row's key."""
+_DIMS = tuple(DIMENSIONS.items())
+_WIDTH = len(SUMS) + LATENCY_BUCKETS
 
 
 def bucket_of(latency_ms: float) -> int:
@@ -55,35 +56,46 @@ def bucket_of(latency_ms: float) -> int:
 
 
 def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Roll-up rows for some call rows, one per resolution, time bucket and group,
+    """Roll-up rows for some call rows: per resolution, time bucket, dimension and value,
     sorted by key (concurrent writers then lock rows in one order: no deadlocks)."""
-    acc: dict[tuple[Any, ...], list[Any]] = {}
+    minutes: dict[tuple[Any, ...], list[Any]] = {}
+    n_sums = len(SUMS)
     for row in rows:
-        groups = tuple((row[g] or "")[:GROUP_LEN] for g in GROUPS)
-        seconds = row["ts"] // 1_000_000
-        latency = row["latency_ms"]
-        hist = bucket_of(latency)
+        t = row["ts"] // 1_000_000
+        t -= t % MINUTE
         values = (
             1,
-            1 if row["error_code"] is not None else 0,
+            0 if row["error_code"] is None else 1,
             row["fallbacks"],
             row["input_tokens"] or 0,
             row["output_tokens"] or 0,
             row["cached_tokens"] or 0,
             row["cost_usd"] or 0.0,
-            latency,
+            row["latency_ms"],
         )
-        for span in RESOLUTIONS:
-            key = (span, seconds - seconds % span, *groups)
-            sums = acc.get(key)
+        hist = n_sums + bucket_of(row["latency_ms"])
+        for dim, column in _DIMS:
+            key = (t, dim, (row[column] or "")[:VALUE_LEN])
+            sums = minutes.get(key)
             if sums is None:
-                sums = acc[key] = [0] * len(SUMS) + [0] * LATENCY_BUCKETS
-            for i, v in enumerate(values):
-                sums[i] += v
-            sums[len(SUMS) + hist] += 1
+                sums = minutes[key] = [0] * _WIDTH
+            for i in range(n_sums):
+                sums[i] += values[i]
+            sums[hist] += 1
+    hours: dict[tuple[Any, ...], list[Any]] = {}
+    for (t, dim, value), sums in minutes.items():
+        key = (t - t % HOUR, dim, value)
+        acc = hours.get(key)
+        if acc is None:
+            hours[key] = list(sums)
+        else:
+            for i, v in enumerate(sums):
+                acc[i] += v
     out = []
-    for key in sorted(acc):
-        out.append(dict(zip(KEY, key, strict=True)) | dict(zip(SUMS + HIST, acc[key], strict=True)))
+    for span, table in ((MINUTE, minutes), (HOUR, hours)):
+        for key in sorted(table):
+            row_key = dict(zip(KEY, (span, *key), strict=True))
+            out.append(row_key | dict(zip(SUMS + HIST, table[key], strict=True)))
     return out
 
 

@@ -1,7 +1,8 @@
 """The store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
 
 ``calls`` holds one row per request (the call log); ``usage_rollup`` holds per-minute
-and per-hour sums the admin views read instead of scanning ``calls``. The keys and
+and per-hour sums per model, route, provider, key and team, which the admin views read
+instead of scanning ``calls``. The keys and
 teams of the gateway (CONTRACT.md section 5) will get tables of their own; the call
 log already has their columns (``key_id``, ``key_name``, ``team``), empty until then.
 
@@ -39,6 +40,8 @@ from sqlalchemy import (
     false,
     text,
 )
+
+from modelrouter.store import USAGE_GROUPS
 
 metadata = MetaData()
 """Every table of the store."""
@@ -102,18 +105,18 @@ LATENCY_BUCKETS = 41
 """Columns ``lat_00`` .. ``lat_40`` of a roll-up: a latency histogram (see
 :mod:`modelrouter.store.rollup` for the bounds)."""
 
-GROUPS = ("model", "route", "provider", "key_id", "team")
-"""What a roll-up row is kept per (besides its time): ``""`` stands for none."""
-GROUP_LEN = 100
-"""Longest group value in a roll-up (longer ad-hoc route lists are cut): five of them
-stay under PostgreSQL's size limit for one index entry whatever the characters."""
+DIMENSIONS = dict(zip(USAGE_GROUPS, ("model", "route", "provider", "key_id", "team"), strict=True))
+"""What usage is rolled up by (``dim`` of a roll-up row) and the call column each reads."""
+VALUE_LEN = 200
+"""Longest dimension value in a roll-up (a longer ad-hoc route list is cut)."""
 
 usage_rollup = Table(
     "usage_rollup",
     metadata,
     Column("bucket_s", Integer, nullable=False),
     Column("t", BigInteger, nullable=False),
-    *(Column(g, String(GROUP_LEN), nullable=False) for g in GROUPS),
+    Column("dim", String(16), nullable=False),
+    Column("value", String(VALUE_LEN), nullable=False),
     Column("requests", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Column("fallbacks", BigInteger, nullable=False),
@@ -123,9 +126,15 @@ usage_rollup = Table(
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms_sum", Float, nullable=False),
     *(Column(f"lat_{i:02d}", BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
-    # The key leads with (bucket_s, t): GET /admin/usage reads one resolution over a
-    # time range and groups by one column, a range scan of this index.
-    PrimaryKeyConstraint("bucket_s", "t", *GROUPS, name="pk_usage_rollup"),
+    # The key leads with (bucket_s, t, dim): GET /admin/usage reads one resolution and
+    # one dimension over a time range, a range scan of this index.
+    PrimaryKeyConstraint("bucket_s", "t", "dim", "value", name="pk_usage_rollup"),
 )
 """Usage sums per ``bucket_s`` (60: kept two days, for ``interval=1m``; 3600: kept for
-good) and per model, route, provider, key and team."""
+good), one row per time bucket and value of each dimension: a request counts once in
+each dimension (``""`` when it has no value there, e.g. no model served it).
+
+One row per dimension value rather than per combination: a batch then touches at most
+as many roll-up rows as there are distinct models, routes, providers, keys and teams in
+it, however many combinations the traffic has (per combination, busy gateways with
+many keys write about one roll-up row per request)."""

@@ -293,45 +293,61 @@ def test_filters(scenario: Scenario) -> None:
     assert ids(since="2000-01-01T00:00:00Z", until="2000-01-02") == set()
 
 
-def test_rollups_equal_the_sum_of_raw_records(scenario: Scenario) -> None:
-    raw = sql(
-        scenario.url,
-        "SELECT coalesce(model, '') AS model, count(*) AS requests,"
+DIMENSIONS = {
+    "model": "model",
+    "route": "route",
+    "provider": "provider",
+    "key": "key_id",
+    "team": "team",
+}
+SUMMED = ("requests", "errors", "fallbacks", "input_tokens", "output_tokens", "cached_tokens")
+
+
+def raw_sums(url: str, column: str) -> dict[str, dict[str, Any]]:
+    rows = sql(
+        url,
+        f"SELECT coalesce({column}, '') AS value, count(*) AS requests,"
         " sum(CASE WHEN error_code IS NULL THEN 0 ELSE 1 END) AS errors,"
         " sum(fallbacks) AS fallbacks, coalesce(sum(input_tokens), 0) AS input_tokens,"
         " coalesce(sum(output_tokens), 0) AS output_tokens,"
         " coalesce(sum(cached_tokens), 0) AS cached_tokens,"
-        " coalesce(sum(cost_usd), 0) AS cost_usd FROM calls GROUP BY 1 ORDER BY 1",
+        f" coalesce(sum(cost_usd), 0) AS cost_usd FROM calls GROUP BY coalesce({column}, '')",
     )
-    assert sum(r["requests"] for r in raw) == scenario.total
-    for span in (60, 3600):
-        rolled = sql(
-            scenario.url,
-            "SELECT model, sum(requests) AS requests, sum(errors) AS errors,"
-            " sum(fallbacks) AS fallbacks, sum(input_tokens) AS input_tokens,"
-            " sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,"
-            " sum(cost_usd) AS cost_usd FROM usage_rollup WHERE bucket_s = :span"
-            " GROUP BY model ORDER BY model",
-            span=span,
-        )
-        assert _ints(rolled) == _ints(raw)
-        for a, b in zip(rolled, raw, strict=True):
-            assert float(a["cost_usd"]) == pytest.approx(float(b["cost_usd"]), rel=1e-9)
-    usage = admin_get(scenario.router.url, "/admin/usage", since="2h", group_by="model")
-    by_group = {s["group"] or "": s["totals"] for s in usage["series"]}
-    for row in raw:
-        totals = by_group[row["model"]]
-        for name in ("requests", "errors", "fallbacks", "input_tokens", "output_tokens"):
-            assert totals[name] == int(row[name]), (row["model"], name)
-        assert totals["cost_usd"] == pytest.approx(float(row["cost_usd"]), rel=1e-9)
-    assert usage["totals"]["requests"] == scenario.total
+    return {r["value"]: r for r in rows}
+
+
+def test_rollups_equal_the_sum_of_raw_records(scenario: Scenario) -> None:
+    for dim, column in DIMENSIONS.items():
+        raw = raw_sums(scenario.url, column)
+        assert sum(r["requests"] for r in raw.values()) == scenario.total
+        for span in (60, 3600):
+            rolled = sql(
+                scenario.url,
+                "SELECT value, sum(requests) AS requests, sum(errors) AS errors,"
+                " sum(fallbacks) AS fallbacks, sum(input_tokens) AS input_tokens,"
+                " sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,"
+                " sum(cost_usd) AS cost_usd FROM usage_rollup"
+                " WHERE bucket_s = :span AND dim = :dim GROUP BY value",
+                span=span,
+                dim=dim,
+            )
+            assert {r["value"] for r in rolled} == set(raw), (dim, span)
+            for r in rolled:
+                want = raw[r["value"]]
+                assert [int(r[n]) for n in SUMMED] == [int(want[n]) for n in SUMMED], (dim, r)
+                assert float(r["cost_usd"]) == pytest.approx(float(want["cost_usd"]), rel=1e-9)
+        usage = admin_get(scenario.router.url, "/admin/usage", since="2h", group_by=dim)
+        by_group = {s["group"] or "": s["totals"] for s in usage["series"]}
+        assert set(by_group) == set(raw)
+        for value, want in raw.items():
+            got = by_group[value]
+            assert [got[n] for n in SUMMED] == [int(want[n]) for n in SUMMED], (dim, value)
+            assert got["cost_usd"] == pytest.approx(float(want["cost_usd"]), rel=1e-9)
+        assert usage["totals"]["requests"] == scenario.total
     minute = admin_get(scenario.router.url, "/admin/usage", since="1h", interval="1m")
     assert minute["totals"]["requests"] == scenario.total
-
-
-def _ints(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    names = ("model", "requests", "errors", "fallbacks", "input_tokens", "output_tokens")
-    return [tuple(r[n] if n == "model" else int(r[n]) for n in names) for r in rows]
+    daily = admin_get(scenario.router.url, "/admin/usage", since="2d", interval="1d")
+    assert daily["totals"]["requests"] == scenario.total
 
 
 def test_usage_percentiles_come_from_the_histograms(scenario: Scenario) -> None:

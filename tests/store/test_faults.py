@@ -63,9 +63,13 @@ def assert_exactly_once(url: str, load: Load) -> None:
     assert len(stored) == len(set(stored))
     assert set(load.answered) <= set(stored)
     assert len(stored) == len(load.answered)  # and nothing the clients did not see
-    rolled = sql(url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600")
+    rolled = sql(
+        url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600 AND dim = 'team'"
+    )
     assert int(rolled[0]["n"]) == len(stored)
-    minute = sql(url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 60")
+    minute = sql(
+        url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 60 AND dim = 'key'"
+    )
     assert int(minute[0]["n"]) == len(stored)
 
 

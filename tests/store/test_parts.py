@@ -147,25 +147,34 @@ def test_latency_histogram_and_percentiles() -> None:
     assert percentile([0] * len(hist), 0.5) is None
 
 
-def test_rollup_rows_sum_per_minute_hour_and_group() -> None:
+def test_rollup_rows_sum_per_minute_hour_dimension_and_value() -> None:
     hour = 1_800_000_000 - 1_800_000_000 % 3600
     rows = [
-        row_of(rec(1, ts=hour + 10, model="a")),
-        row_of(rec(2, ts=hour + 70, model="a", error_code="x", fallbacks=2)),
+        row_of(rec(1, ts=hour + 10, model="a", team="x")),
+        row_of(rec(2, ts=hour + 70, model="a", error_code="e", fallbacks=2)),
         row_of(rec(3, ts=hour + 80, model=None, cost_usd=None, input_tokens=None)),
     ]
-    out = {(r["bucket_s"], r["t"], r["model"]): r for r in rollup_rows(rows)}
-    assert set(out) == {
-        (60, hour, "a"),
-        (60, hour + 60, "a"),
-        (60, hour + 60, ""),
-        (3600, hour, "a"),
-        (3600, hour, ""),
+    out = {(r["bucket_s"], r["t"], r["dim"], r["value"]): r for r in rollup_rows(rows)}
+    models = {k for k in out if k[2] == "model"}
+    assert models == {
+        (60, hour, "model", "a"),
+        (60, hour + 60, "model", "a"),
+        (60, hour + 60, "model", ""),
+        (3600, hour, "model", "a"),
+        (3600, hour, "model", ""),
     }
-    a = out[(3600, hour, "a")]
+    a = out[(3600, hour, "model", "a")]
     assert (a["requests"], a["errors"], a["fallbacks"], a["input_tokens"]) == (2, 1, 2, 20)
     assert a["cost_usd"] == pytest.approx(0.002)
-    assert out[(3600, hour, "")]["input_tokens"] == 0 and out[(3600, hour, "")]["cost_usd"] == 0
+    none = out[(3600, hour, "model", "")]
+    assert (none["requests"], none["input_tokens"], none["cost_usd"]) == (1, 0, 0)
+    # Every request counts once in every dimension.
+    for dim in ("model", "route", "provider", "key", "team"):
+        hourly = [r for k, r in out.items() if k[0] == 3600 and k[2] == dim]
+        assert sum(r["requests"] for r in hourly) == 3, dim
+    assert out[(3600, hour, "team", "x")]["requests"] == 1
+    assert out[(3600, hour, "team", "")]["requests"] == 2
+    assert sum(r["lat_" + f"{bucket_of(12.5):02d}"] for r in hourly) == 3
 
 
 def test_times() -> None:
@@ -291,7 +300,10 @@ def test_retention_deletes_old_rows_in_batches_and_keeps_hourly_rollups(
 
     assert asyncio.run(run()) == 8
     assert count(store_url) == 4
-    hourly = sql(store_url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600")
+    hourly = sql(
+        store_url,
+        "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600 AND dim = 'team'",
+    )
     assert int(hourly[0]["n"]) == 12  # roll-ups outlive the rows they sum
-    minute = sql(store_url, "SELECT t FROM usage_rollup WHERE bucket_s = 60")
+    minute = sql(store_url, "SELECT t FROM usage_rollup WHERE bucket_s = 60 AND dim = 'model'")
     assert len(minute) == 2 and all(r["t"] >= now - 2 * 86400 - 60 for r in minute)

@@ -132,7 +132,9 @@ def test_two_workers_share_one_sqlite_file(tmp_path: Path) -> None:
     assert len(ids) == len(load.answered)
     # Each worker writes with its own process-unique id prefix: both wrote.
     assert len({rid[:12] for rid in ids}) == 2
-    rolled = sql(url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600")
+    rolled = sql(
+        url, "SELECT sum(requests) AS n FROM usage_rollup WHERE bucket_s = 3600 AND dim = 'team'"
+    )
     assert rolled[0]["n"] == len(ids)
 
 

@@ -15,7 +15,6 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-GROUPS = ("model", "route", "provider", "key_id", "team")
 LATENCY_BUCKETS = 41
 
 
@@ -72,7 +71,8 @@ def upgrade() -> None:
         "usage_rollup",
         sa.Column("bucket_s", sa.Integer, nullable=False),
         sa.Column("t", sa.BigInteger, nullable=False),
-        *(sa.Column(g, sa.String(100), nullable=False) for g in GROUPS),
+        sa.Column("dim", sa.String(16), nullable=False),
+        sa.Column("value", sa.String(200), nullable=False),
         sa.Column("requests", sa.BigInteger, nullable=False),
         sa.Column("errors", sa.BigInteger, nullable=False),
         sa.Column("fallbacks", sa.BigInteger, nullable=False),
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("cost_usd", sa.Float, nullable=False),
         sa.Column("latency_ms_sum", sa.Float, nullable=False),
         *(sa.Column(f"lat_{i:02d}", sa.BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
-        sa.PrimaryKeyConstraint("bucket_s", "t", *GROUPS, name="pk_usage_rollup"),
+        sa.PrimaryKeyConstraint("bucket_s", "t", "dim", "value", name="pk_usage_rollup"),
     )
 
 
