@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.store_data import records
 from modelrouter.store.engine import StoreURL, make_engine
-from modelrouter.store.record import COLUMNS, row_of, row_tuple
+from modelrouter.store.record import COLUMNS, row_of
 from modelrouter.store.sink import Sink
 from modelrouter.store.spool import Spool
 from modelrouter.store.writer import OK, Writer
@@ -96,7 +96,7 @@ async def drivers(store: StoreURL, batches: int = 40, size: int = 1000) -> list[
     """asyncpg's binary COPY against psycopg 3's COPY into the real ``calls`` table:
     records/s and the CPU the client process spends per record."""
     dsn = store.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    rows = [row_tuple(row_of(r)) for r in records(batches * size, start=0, end=1)]
+    rows = [row_of(r) for r in records(batches * size, start=0, end=1)]
     out: list[dict[str, Any]] = []
 
     async def asyncpg_copy() -> None:

@@ -2,9 +2,9 @@
 
 The front door builds one :class:`CallRecord` per request (in
 :mod:`modelrouter.recording`); the access log writes it as a JSON line and the call
-log's writer turns it into a row (:func:`row_of`) off the hot path. Rows are plain
-dicts keyed by column name, so the spool (JSON lines of rows) replays into a newer
-schema too.
+log's writer turns it into a row (:func:`row_of`, a tuple) off the hot path. The
+spool keeps rows keyed by column name (:func:`row_dict`), so a spool replays into a
+newer schema too (:func:`row_from`).
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import String
 
 from modelrouter.errors import Attempt
 from modelrouter.store.schema import calls
 
-COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns)
+COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in calls.columns)
 """The columns of ``calls`` in table order (the order of every insert)."""
 
-_LIMITS: dict[str, int] = {
-    c.name: c.type.length
-    for c in calls.columns
-    if isinstance(c.type, String) and c.type.length is not None
-}
 _DEFAULTS: dict[str, Any] = {"price_unknown": False, "usage_estimated": False}
 
 
@@ -85,72 +79,73 @@ class CallRecord:
     """The answer; only with ``server.log_bodies``."""
 
 
-def _clean(value: Any, limit: int | None) -> Any:
-    if not isinstance(value, str):
-        return value
+Row = tuple[Any, ...]
+"""A ``calls`` row: values in :data:`COLUMNS` order."""
+INDEX = {name: i for i, name in enumerate(COLUMNS)}
+"""Column name -> position in a :data:`Row`."""
+
+
+def _fit(value: str | None, limit: int) -> str | None:
+    """``value`` cut to ``limit`` and without NUL (which PostgreSQL text cannot hold)."""
+    if value is None:
+        return None
     if "\x00" in value:
-        value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
-    return value[:limit] if limit is not None else value
+        value = value.replace("\x00", "")
+    return value if len(value) <= limit else value[:limit]
 
 
-def row_of(rec: CallRecord) -> dict[str, Any]:
-    """The ``calls`` row of a record: times in microseconds, JSON as text, strings cut
-    to their column's length (an over-long value must not fail a whole batch)."""
-    row: dict[str, Any] = {
-        "id": rec.id,
-        "request_id": rec.request_id,
-        "ts": int(rec.ts * 1_000_000),
-        "surface": rec.surface,
-        "endpoint": rec.endpoint,
-        "key_id": rec.key_id,
-        "key_name": rec.key_name,
-        "team": rec.team,
-        "route": rec.route,
-        "requested_model": rec.requested_model,
-        "model": rec.model,
-        "provider": rec.provider,
-        "status": rec.status,
-        "error_code": rec.error_code,
-        "stream": rec.stream,
-        "latency_ms": rec.latency_ms,
-        "ttft_ms": rec.ttft_ms,
-        "input_tokens": rec.input_tokens,
-        "output_tokens": rec.output_tokens,
-        "cached_tokens": rec.cached_tokens,
-        "cost_usd": rec.cost_usd,
-        "price_unknown": rec.price_unknown,
-        "usage_estimated": rec.usage_estimated,
-        "fallbacks": rec.fallbacks,
-        "attempts": orjson.dumps([trail_entry(a) for a in rec.attempts]).decode(),
-        "user": rec.user,
-        "tags": orjson.dumps(list(rec.tags)).decode() if rec.tags else None,
-        "request_body": rec.request_body,
-        "response_body": rec.response_body,
-    }
-    for name, limit in _LIMITS.items():
-        row[name] = _clean(row[name], limit)
-    for name in ("user", "request_body", "response_body", "attempts", "tags"):
-        row[name] = _clean(row[name], None)
-    return row
+def _text(value: str | None) -> str | None:
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "")
 
 
-def trail_entry(a: Attempt) -> dict[str, Any]:
-    """One attempt as the call log keeps it (its error text is already redacted)."""
-    return {
-        "model": a.model,
-        "provider": a.provider,
-        "outcome": a.outcome,
-        "status": a.status,
-        "duration_ms": round(a.duration_ms, 3),
-        "error": a.error,
-    }
+def row_of(rec: CallRecord) -> Row:
+    """The ``calls`` row of a record: time in microseconds, JSON as text, strings cut to
+    their column's length (an over-long value must not fail a whole batch).
+
+    A tuple, built in one go: the writer makes one per request, so this is on the
+    budget every request pays. JSON text made by orjson needs no NUL check (it escapes
+    control characters).
+    """
+    return (
+        rec.id,
+        _fit(rec.request_id, 128),
+        int(rec.ts * 1_000_000),
+        rec.surface,
+        _fit(rec.endpoint, 200),
+        _fit(rec.key_id, 64),
+        _fit(rec.key_name, 200),
+        _fit(rec.team, 200),
+        _fit(rec.route, 400),
+        _fit(rec.requested_model, 200),
+        _fit(rec.model, 200),
+        _fit(rec.provider, 200),
+        rec.status,
+        _fit(rec.error_code, 64),
+        rec.stream,
+        rec.latency_ms,
+        rec.ttft_ms,
+        rec.input_tokens,
+        rec.output_tokens,
+        rec.cached_tokens,
+        rec.cost_usd,
+        rec.fallbacks,
+        orjson.dumps(list(rec.attempts)).decode(),
+        _fit(rec.user, 256),
+        orjson.dumps(list(rec.tags)).decode() if rec.tags else None,
+        rec.request_body,
+        _text(rec.response_body),
+        rec.price_unknown,
+        rec.usage_estimated,
+    )
 
 
-def complete_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row read back from the spool with every column (older writers had fewer)."""
-    return {c: row.get(c, _DEFAULTS.get(c)) for c in COLUMNS}
+def row_dict(row: Row) -> dict[str, Any]:
+    """A row keyed by column name (the spool's form, and the one read back)."""
+    return dict(zip(COLUMNS, row, strict=True))
 
 
-def row_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The row's values in :data:`COLUMNS` order."""
-    return tuple(row[c] for c in COLUMNS)
+def row_from(data: Mapping[str, Any]) -> Row:
+    """A row from its keyed form; columns an older writer did not have get their default."""
+    return tuple(data.get(c, _DEFAULTS.get(c)) for c in COLUMNS)

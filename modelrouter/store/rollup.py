@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from modelrouter.store.record import INDEX, Row
 from modelrouter.store.schema import DIMENSIONS, LATENCY_BUCKETS, VALUE_LEN
 
 MINUTE = 60
@@ -46,8 +47,13 @@ HIST = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 """The histogram columns."""
 KEY = ("bucket_s", "t", "dim", "value")
 """A roll-up row's key."""
-_DIMS = tuple(DIMENSIONS.items())
-_WIDTH = len(SUMS) + LATENCY_BUCKETS
+_DIMS = tuple((dim, INDEX[column]) for dim, column in DIMENSIONS.items())
+_ZERO_HIST = (0,) * LATENCY_BUCKETS
+_TS, _LATENCY, _ERROR, _FALLBACKS = (
+    INDEX[c] for c in ("ts", "latency_ms", "error_code", "fallbacks")
+)
+_IN, _OUT, _CACHED = (INDEX[c] for c in ("input_tokens", "output_tokens", "cached_tokens"))
+_COST = INDEX["cost_usd"]
 
 
 def bucket_of(latency_ms: float) -> int:
@@ -55,32 +61,36 @@ def bucket_of(latency_ms: float) -> int:
     return bisect_left(BOUNDS_MS, latency_ms)
 
 
-def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def rollup_rows(rows: Iterable[Row]) -> list[dict[str, Any]]:
     """Roll-up rows for some call rows: per resolution, time bucket, dimension and value,
     sorted by key (concurrent writers then lock rows in one order: no deadlocks)."""
     minutes: dict[tuple[Any, ...], list[Any]] = {}
     n_sums = len(SUMS)
     for row in rows:
-        t = row["ts"] // 1_000_000
+        t = row[_TS] // 1_000_000
         t -= t % MINUTE
+        latency = row[_LATENCY]
         values = (
             1,
-            0 if row["error_code"] is None else 1,
-            row["fallbacks"],
-            row["input_tokens"] or 0,
-            row["output_tokens"] or 0,
-            row["cached_tokens"] or 0,
-            row["cost_usd"] or 0.0,
-            row["latency_ms"],
+            0 if row[_ERROR] is None else 1,
+            row[_FALLBACKS],
+            row[_IN] or 0,
+            row[_OUT] or 0,
+            row[_CACHED] or 0,
+            row[_COST] or 0.0,
+            latency,
         )
-        hist = n_sums + bucket_of(row["latency_ms"])
-        for dim, column in _DIMS:
-            key = (t, dim, (row[column] or "")[:VALUE_LEN])
+        hist = n_sums + bisect_left(BOUNDS_MS, latency)
+        for dim, i in _DIMS:
+            value = row[i]
+            key = (t, dim, value[:VALUE_LEN] if value else "")
             sums = minutes.get(key)
             if sums is None:
-                sums = minutes[key] = [0] * _WIDTH
-            for i in range(n_sums):
-                sums[i] += values[i]
+                minutes[key] = [*values, *_ZERO_HIST]
+                minutes[key][hist] += 1
+                continue
+            for j in range(n_sums):
+                sums[j] += values[j]
             sums[hist] += 1
     hours: dict[tuple[Any, ...], list[Any]] = {}
     for (t, dim, value), sums in minutes.items():

@@ -15,7 +15,7 @@ the roll-ups: each record lands exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from modelrouter.store.record import COLUMNS, row_tuple
+from modelrouter.store.record import COLUMNS, Row
 from modelrouter.store.rollup import HIST, KEY, SUMS, rollup_rows
 from modelrouter.store.schema import calls, usage_rollup
 
@@ -83,7 +83,7 @@ class Sink:
         assert tuple(compiled.positiontup or ()) == COLUMNS or self.dialect == "postgresql"
         self._insert_sql = str(compiled)
 
-    async def write(self, rows: Sequence[Mapping[str, Any]], *, dedupe: bool = False) -> int:
+    async def write(self, rows: Sequence[Row], *, dedupe: bool = False) -> int:
         """Store ``rows`` and their roll-ups in one transaction; return how many were new.
 
         Raises :class:`BadRows` when the store refuses the data, and whatever the
@@ -107,12 +107,10 @@ class Sink:
             raise
         return len(rows)
 
-    async def _new_only(
-        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
-    ) -> list[Mapping[str, Any]]:
-        unique: dict[str, Mapping[str, Any]] = {}
+    async def _new_only(self, conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
+        unique: dict[str, Row] = {}
         for row in rows:
-            unique.setdefault(row["id"], row)  # a spool may hold a record twice
+            unique.setdefault(row[0], row)  # (the id) a spool may hold a record twice
         ids = list(unique)
         for i in range(0, len(ids), DEDUPE_CHUNK):
             chunk = ids[i : i + DEDUPE_CHUNK]
@@ -121,8 +119,8 @@ class Sink:
                 unique.pop(rid, None)
         return list(unique.values())
 
-    async def _insert(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        values = [row_tuple(r) for r in rows]
+    async def _insert(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
+        values = list(rows)
         if self.dialect == "postgresql":
             raw = await conn.get_raw_connection()
             pg: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]

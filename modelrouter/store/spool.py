@@ -20,14 +20,13 @@ import contextlib
 import fcntl
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from modelrouter.store.record import complete_row
+from modelrouter.store.record import Row, row_dict, row_from
 
 SEGMENT_ROWS = 50_000
 """A segment is closed after this many rows (bounded files, deleted as they drain)."""
@@ -52,7 +51,7 @@ class Chunk:
     """Rows read from a segment, to be confirmed with :meth:`Spool.done` once stored."""
 
     segment: Segment
-    rows: list[dict[str, Any]]
+    rows: list[Row]
     end: int
     """The offset after the last row read."""
     lines: int
@@ -82,9 +81,9 @@ class Spool:
         """Whether any row waits in the spool."""
         return any(s.rows for s in self._segments)
 
-    def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
+    def append(self, rows: Iterable[Row]) -> int:
         """Append rows to the active segment and flush them to disk; return how many."""
-        lines = [orjson.dumps(r) + b"\n" for r in rows]
+        lines = [orjson.dumps(row_dict(r)) + b"\n" for r in rows]
         if not lines:
             return 0
         segment = self._writable()
@@ -133,7 +132,7 @@ class Spool:
         return None
 
     def _read(self, segment: Segment, limit: int) -> Chunk:
-        rows: list[dict[str, Any]] = []
+        rows: list[Row] = []
         lines = 0
         with segment.path.open("rb") as f:
             f.seek(segment.offset)
@@ -145,7 +144,7 @@ class Spool:
                 end += len(line)
                 lines += 1
                 try:
-                    rows.append(complete_row(orjson.loads(line)))
+                    rows.append(row_from(orjson.loads(line)))
                 except (orjson.JSONDecodeError, AttributeError, TypeError):
                     self.corrupt += 1
         return Chunk(segment, rows, end, lines)

@@ -24,14 +24,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from modelrouter.store.engine import StoreError
-from modelrouter.store.record import CallRecord, row_of
+from modelrouter.store.record import CallRecord, Row, row_dict, row_of
 from modelrouter.store.sink import BadRows, Sink
 from modelrouter.store.spool import Spool
 
@@ -161,7 +160,7 @@ class Writer:
         q = self.queue
         return [q.popleft() for _ in range(min(n, len(q)))]
 
-    async def _store(self, rows: Sequence[Mapping[str, Any]], *, dedupe: bool) -> bool:
+    async def _store(self, rows: Sequence[Row], *, dedupe: bool) -> bool:
         """Write rows; on failure mark the store down and return False."""
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
@@ -174,7 +173,7 @@ class Writer:
         self.written += n
         return True
 
-    async def _one_by_one(self, rows: Sequence[Mapping[str, Any]]) -> int:
+    async def _one_by_one(self, rows: Sequence[Row]) -> int:
         """A batch the store refused: keep every row it takes, set the others aside."""
         n = 0
         for row in rows:
@@ -185,25 +184,25 @@ class Writer:
                 self._reject(row, str(err))
         return n
 
-    def _reject(self, row: Mapping[str, Any], why: str) -> None:
+    def _reject(self, row: Row, why: str) -> None:
         self.rejected += 1
-        log.error("call log: the store refused record %s: %s", row.get("id"), self._redact(why))
+        log.error("call log: the store refused record %s: %s", row[0], self._redact(why))
         try:
             self.spool.directory.mkdir(parents=True, exist_ok=True)
-            line = orjson.dumps({"error": self._redact(why), "row": row}) + b"\n"
+            line = orjson.dumps({"error": self._redact(why), "row": row_dict(row)}) + b"\n"
             with Path(self.spool.directory / "rejected.jsonl").open("ab") as f:
                 f.write(line)
         except OSError as err:
             log.error("call log: cannot keep the refused record either: %s", err)
 
-    async def _spool(self, batch: list[CallRecord], rows: list[dict[str, Any]]) -> bool:
+    async def _spool(self, batch: list[CallRecord], rows: list[Row]) -> bool:
         """Append to the spool; on failure put the batch back at the queue's head."""
         if self.spool_error is not None and time.monotonic() < self._spool_retry_at:
             self.queue.extendleft(reversed(batch))
             return False
         try:
             self.spooled += await asyncio.to_thread(self.spool.append, rows)
-        except OSError as err:
+        except Exception as err:  # a full disk above all; whatever it is, keep the records
             if self.spool_error is None:
                 log.error("call log: cannot write the spool (%s): records wait in memory", err)
             self.spool_error = f"{type(err).__name__}: {err}"
@@ -215,7 +214,7 @@ class Writer:
         self.spool_error = None
         return True
 
-    def _spool_now(self, rows: list[dict[str, Any]]) -> None:
+    def _spool_now(self, rows: list[Row]) -> None:
         try:
             self.spooled += self.spool.append(rows)
         except OSError as err:

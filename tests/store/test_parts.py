@@ -12,14 +12,16 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import String
 
 from modelrouter import recording
 from modelrouter.errors import Attempt
 from modelrouter.settings import ModelSettings, StoreSettings
 from modelrouter.store import retention, writer
 from modelrouter.store.engine import make_engine, resolve
-from modelrouter.store.record import CallRecord, row_of
+from modelrouter.store.record import CallRecord, row_dict, row_of
 from modelrouter.store.rollup import BOUNDS_MS, bucket_of, percentile, rollup_rows
+from modelrouter.store.schema import calls
 from modelrouter.store.sink import Sink
 from modelrouter.store.spool import Spool
 from modelrouter.store.timespec import iso, parse_time
@@ -67,15 +69,15 @@ def test_spool_reads_back_in_order_and_deletes_what_was_stored(tmp_path: Path) -
     assert spool.read(10) is None and not spool.pending
     spool.append([row_of(rec(i)) for i in range(3)])
     chunk = spool.read(2)  # closes the active segment: later rows go to a new one
-    assert chunk is not None and [r["id"] for r in chunk.rows] == ["rec000000", "rec000001"]
+    assert chunk is not None and [r[0] for r in chunk.rows] == ["rec000000", "rec000001"]
     spool.append([row_of(rec(3))])
     spool.done(chunk)
     assert spool.depth == 2
     rest = spool.read(10)
-    assert rest is not None and [r["id"] for r in rest.rows] == ["rec000002"]
+    assert rest is not None and [r[0] for r in rest.rows] == ["rec000002"]
     spool.done(rest)
     last = spool.read(10)
-    assert last is not None and [r["id"] for r in last.rows] == ["rec000003"]
+    assert last is not None and [r[0] for r in last.rows] == ["rec000003"]
     spool.done(last)
     assert spool.depth == 0 and not spool.pending
     assert list(tmp_path.glob("*.jsonl")) == []  # every segment replayed and deleted
@@ -94,11 +96,11 @@ def test_a_dead_processes_spool_is_adopted_first_and_a_live_one_is_not(tmp_path:
     assert me.adopt_orphans() == 2
     assert me.adopt_orphans() == 0  # already adopted
     chunk = me.read(10)
-    assert chunk is not None and [r["id"] for r in chunk.rows] == ["rec000000", "rec000001"]
+    assert chunk is not None and [r[0] for r in chunk.rows] == ["rec000000", "rec000001"]
     me.done(chunk)
     assert not list(tmp_path.glob(f"{dead.prefix}*"))  # segments and lock gone
     nxt = me.read(10)
-    assert nxt is not None and [r["id"] for r in nxt.rows] == ["rec000020"]
+    assert nxt is not None and [r[0] for r in nxt.rows] == ["rec000020"]
     assert alive.depth == 1  # untouched: its owner holds the lock
     fd = os.open(tmp_path / f"{alive.prefix}.lock", os.O_RDWR)
     with pytest.raises(BlockingIOError):
@@ -115,7 +117,7 @@ def test_a_corrupt_spool_line_is_skipped_and_counted(tmp_path: Path) -> None:
     spool._segments[0].rows += 1
     spool.append([row_of(rec(2))])
     chunk = spool.read(10)
-    assert chunk is not None and [r["id"] for r in chunk.rows] == ["rec000001", "rec000002"]
+    assert chunk is not None and [r[0] for r in chunk.rows] == ["rec000001", "rec000002"]
     assert spool.corrupt == 1
     spool.done(chunk)
     assert spool.depth == 0
@@ -123,12 +125,18 @@ def test_a_corrupt_spool_line_is_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_a_spool_row_from_an_older_writer_gets_every_column(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    old = row_of(rec(1))
+    old = row_dict(row_of(rec(1)))
     del old["price_unknown"], old["usage_estimated"]
-    spool.append([old])
+    spool.directory.mkdir(exist_ok=True)
+    # Left by a process of an older version that ended (its lock file is not locked).
+    (tmp_path / "old-writer.00000001.jsonl").write_bytes(orjson.dumps(old) + b"\n")
+    (tmp_path / "old-writer.lock").write_bytes(b"")
+    assert spool.adopt_orphans() == 1
     chunk = spool.read(1)
     assert chunk is not None
-    assert chunk.rows[0]["price_unknown"] is False and chunk.rows[0]["usage_estimated"] is False
+    row = row_dict(chunk.rows[0])
+    assert row["price_unknown"] is False and row["usage_estimated"] is False
+    assert row["id"] == "rec000001"
 
 
 # --- roll-ups, times, cost ---------------------------------------------------------------
@@ -214,10 +222,35 @@ def test_cost_tokens_tags_and_fallbacks() -> None:
     assert recording.fallbacks_of(trail) == 1
 
 
-def test_a_record_row_holds_no_nul_and_fits_its_columns() -> None:
-    row = row_of(rec(1, user="a\x00b", model="m" * 500))
-    assert row["user"] == "ab" and len(row["model"]) == 200
-    assert orjson.loads(row["attempts"])[0]["outcome"] == "ok"
+def test_a_record_row_fits_its_columns_and_holds_no_nul() -> None:
+    long = "x" * 1000
+    row = row_dict(
+        row_of(
+            rec(
+                1,
+                request_id=long,
+                endpoint=long,
+                route=long,
+                requested_model=long,
+                model=long,
+                provider=long,
+                key_id=long,
+                key_name=long,
+                team=long,
+                error_code=long,
+                user="a\x00" + long,
+            )
+        )
+    )
+    assert list(row) == [c.name for c in calls.columns]
+    ours = {"id", "surface"}  # made by the router itself, never long
+    for column in calls.columns:
+        if isinstance(column.type, String) and column.type.length and column.name not in ours:
+            assert len(row[column.name]) == column.type.length, column.name
+    assert "\x00" not in row["user"]
+    assert row_dict(row_of(rec(2, user="a\x00b")))["user"] == "ab"
+    attempts = orjson.loads(row["attempts"])
+    assert [(a["model"], a["outcome"], a["status"]) for a in attempts] == [("m", "ok", 200)]
 
 
 # --- the writer and retention, on both engines ------------------------------------------
