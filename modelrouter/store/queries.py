@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelrouter.store import USAGE_GROUPS, USAGE_INTERVALS
-from modelrouter.store.rollup import HIST, HOUR, MINUTE, MINUTE_KEEP_S, SUMS, percentile
+from modelrouter.store.rollup import HIST, HOUR, MINUTE, MINUTE_KEEP_S, SUMS, percentiles
 from modelrouter.store.schema import calls, usage_rollup
 from modelrouter.store.timespec import iso
 
@@ -149,25 +149,30 @@ async def get_log(engine: AsyncEngine, request_id: str) -> dict[str, Any] | None
     return None
 
 
+_N = len(SUMS)
+_REQUESTS, _ERRORS, _FALLBACKS, _IN, _OUT, _CACHED, _COST = range(7)
+
+
 def _point(values: Sequence[Any]) -> dict[str, Any]:
-    sums = dict(zip(SUMS, values[: len(SUMS)], strict=True))
-    hist = [int(v) for v in values[len(SUMS) :]]
+    """One point (or total) from summed roll-up columns (:data:`SUMS`, then the histogram)."""
+    p50, p95 = percentiles(values[_N:], (0.5, 0.95))
     return {
-        "requests": int(sums["requests"]),
-        "errors": int(sums["errors"]),
-        "fallbacks": int(sums["fallbacks"]),
-        "input_tokens": int(sums["input_tokens"]),
-        "output_tokens": int(sums["output_tokens"]),
-        "cached_tokens": int(sums["cached_tokens"]),
-        "cost_usd": float(sums["cost_usd"]),
-        "latency_p50_ms": percentile(hist, 0.5),
-        "latency_p95_ms": percentile(hist, 0.95),
+        "requests": values[_REQUESTS],
+        "errors": values[_ERRORS],
+        "fallbacks": values[_FALLBACKS],
+        "input_tokens": values[_IN],
+        "output_tokens": values[_OUT],
+        "cached_tokens": values[_CACHED],
+        "cost_usd": float(values[_COST]),
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p95,
     }
 
 
-def _add(acc: list[Any], values: Sequence[Any]) -> None:
-    for i, v in enumerate(values):
-        acc[i] += v
+def _sum_column(name: str) -> Any:
+    # PostgreSQL sums bigint into numeric (Decimal in Python): back to integers.
+    total = func.sum(usage_rollup.c[name])
+    return total if name in ("cost_usd", "latency_ms_sum") else cast(total, BigInteger)
 
 
 async def usage(
@@ -194,31 +199,44 @@ async def usage(
     if (until - start) / step > MAX_POINTS:
         raise QueryError(f"Too many points (over {MAX_POINTS}): use a longer interval.", "interval")
     u = usage_rollup.c
-    bucket = u.t if step == span else u.t - u.t % step
-    stmt = (
-        select(u.value, bucket.label("bucket"), *(func.sum(u[c]) for c in SUMS + HIST))
-        .where(u.bucket_s == span, u.t >= start, u.t < int(until), u.dim == group_by)
-        .group_by(u.value, bucket)
-        .order_by(u.value, bucket)
-    )
+    where = (u.bucket_s == span, u.dim == group_by, u.t >= start, u.t < int(until))
+    if step == span:
+        # One roll-up row per (time bucket, value) already: no grouping to do.
+        stmt = select(u.t, u.value, *(u[c] for c in SUMS + HIST)).where(*where)
+        stmt = stmt.order_by(u.t, u.value)
+    else:
+        bucket = (u.t - u.t % step).label("bucket")
+        stmt = select(bucket, u.value, *(_sum_column(c) for c in SUMS + HIST)).where(*where)
+        stmt = stmt.group_by(bucket, u.value).order_by(bucket, u.value)
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
     series: dict[str, dict[str, Any]] = {}
-    width = len(SUMS) + len(HIST)
-    totals: list[Any] = [0] * width
-    per_group: dict[str, list[Any]] = {}
-    for name, t, *values in rows:
-        entry = series.setdefault(name, {"group": name or None, "points": []})
-        entry["points"].append({"t": iso(t), **_point(values)})
-        _add(per_group.setdefault(name, [0] * width), values)
-        _add(totals, values)
-    for name, entry in series.items():
-        entry["totals"] = _point(per_group[name])
+    columns: dict[str, list[Sequence[Any]]] = {}
+    t_text = ""
+    last_t = None
+    for t, name, *values in rows:
+        if t != last_t:
+            t_text, last_t = iso(t), t  # rows come time bucket by time bucket
+        entry = series.get(name)
+        if entry is None:
+            entry = series[name] = {"group": name or None, "points": []}
+            columns[name] = []
+        entry["points"].append({"t": t_text, **_point(values)})
+        columns[name].append(values)
+    out = []
+    grand: list[Sequence[Any]] = []
+    for name in sorted(series):
+        # Column sums over a group's points, and over every group's: sum() in C.
+        sums = [sum(column) for column in zip(*columns[name], strict=True)]
+        series[name]["totals"] = _point(sums)
+        grand.append(sums)
+        out.append(series[name])
+    totals = [sum(column) for column in zip(*grand, strict=True)] if grand else None
     return {
         "interval": interval,
         "group_by": group_by,
         "since": iso(start),
         "until": iso(until),
-        "series": list(series.values()),
-        "totals": _point(totals),
+        "series": out,
+        "totals": _point(totals or [0] * (len(SUMS) + len(HIST))),
     }

@@ -14,9 +14,9 @@ than the bucket's width (at most a factor ``sqrt(2)``; much less in practice).
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 from modelrouter.store.record import INDEX, Row
@@ -109,22 +109,30 @@ def rollup_rows(rows: Iterable[Row]) -> list[dict[str, Any]]:
     return out
 
 
-def percentile(hist: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a latency histogram, in ms; ``None`` if it is empty."""
-    total = sum(hist)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(hist):
-        if count and seen + count >= rank:
-            if i >= len(BOUNDS_MS):
-                return BOUNDS_MS[-1]  # above the last bound: no upper edge to go by
-            hi = BOUNDS_MS[i]
-            frac = (rank - seen) / count
-            if i == 0:
-                return round(hi * frac, 3)
+def percentiles(hist: Sequence[int], qs: Sequence[float]) -> list[float | None]:
+    """The ``qs`` quantiles (0..1] of a latency histogram, in ms (``None``: it is empty)."""
+    cum = list(accumulate(hist))
+    total = cum[-1] if cum else 0
+    if not total:
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = q * total
+        i = bisect_left(cum, rank)  # the first bucket that reaches the rank
+        if i >= len(BOUNDS_MS):
+            out.append(BOUNDS_MS[-1])  # above the last bound: no upper edge to go by
+            continue
+        count = hist[i]
+        frac = (rank - (cum[i] - count)) / count
+        hi = BOUNDS_MS[i]
+        if i == 0:
+            out.append(round(hi * frac, 3))
+        else:
             lo = BOUNDS_MS[i - 1]
-            return round(lo * math.exp(frac * math.log(hi / lo)), 3)
-        seen += count
-    return BOUNDS_MS[-1]
+            out.append(round(lo * (hi / lo) ** frac, 3))
+    return out
+
+
+def percentile(hist: Sequence[int], q: float) -> float | None:
+    """The ``q`` quantile (0..1] of a latency histogram, in ms; ``None`` if it is empty."""
+    return percentiles(hist, (q,))[0]

@@ -126,9 +126,9 @@ usage_rollup = Table(
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms_sum", Float, nullable=False),
     *(Column(f"lat_{i:02d}", BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
-    # The key leads with (bucket_s, t, dim): GET /admin/usage reads one resolution and
-    # one dimension over a time range, a range scan of this index.
-    PrimaryKeyConstraint("bucket_s", "t", "dim", "value", name="pk_usage_rollup"),
+    # GET /admin/usage reads one resolution and one dimension over a time range, grouped
+    # by time bucket and value: a range scan of this key, in the order it groups by.
+    PrimaryKeyConstraint("bucket_s", "dim", "t", "value", name="pk_usage_rollup"),
 )
 """Usage sums per ``bucket_s`` (60: kept two days, for ``interval=1m``; 3600: kept for
 good), one row per time bucket and value of each dimension: a request counts once in

@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("cost_usd", sa.Float, nullable=False),
         sa.Column("latency_ms_sum", sa.Float, nullable=False),
         *(sa.Column(f"lat_{i:02d}", sa.BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
-        sa.PrimaryKeyConstraint("bucket_s", "t", "dim", "value", name="pk_usage_rollup"),
+        sa.PrimaryKeyConstraint("bucket_s", "dim", "t", "value", name="pk_usage_rollup"),
     )
 
 
