@@ -20,6 +20,7 @@ database of its own, ``modelrouter_bench``, which it creates and empties).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -60,8 +61,20 @@ def _store_urls(workdir: Path, pg_base: str, tag: str) -> dict[str, str]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(workdir: Path, pg_base: str, rounds: int, seconds: float) -> dict[str, Any]:
-    """Requests/s at 16 connections and p50 at one, per store, in alternating rounds."""
+    """Requests/s at 16 connections and p50 at one, per store, in alternating rounds.
+
+    Also the router process's CPU time per request (every thread, SQLite's included):
+    on a shared 2-core machine other load moves requests/s by a third between rounds,
+    while CPU per request barely moves, so its ratio is the steadier estimate of what
+    the call log costs a CPU-bound router.
+    """
     procs = Procs(workdir)
     try:
         binary = nginx.available()
@@ -80,14 +93,23 @@ def throughput(workdir: Path, pg_base: str, rounds: int, seconds: float) -> dict
         for r in routers.values():
             driver.run(r.port, body, 16, 2, None)  # warm pools, caches and the store
         rps: dict[str, list[float]] = {n: [] for n in routers}
+        cpu: dict[str, list[float]] = {n: [] for n in routers}
         p50: dict[str, list[float]] = {n: [] for n in routers}
         names = list(routers)
         for i in range(rounds):
             order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
+                pid = routers[name].proc.pid
+                before = cpu_seconds(pid)
                 res = driver.run(routers[name].port, body, 16, seconds, None)
+                used = (cpu_seconds(pid) - before) / res.requests * 1e6
                 rps[name].append(res.rps)
-                print(f"round {i + 1} {name:10s} {res.rps:8,.0f} req/s  p50 {res.p50_ms:.3f} ms")
+                cpu[name].append(used)
+                print(
+                    f"round {i + 1} {name:10s} {res.rps:8,.0f} req/s  p50 {res.p50_ms:.3f} ms"
+                    f"  {used:6.1f} us CPU/request",
+                    flush=True,
+                )
             for name in order:
                 p50[name].append(paced_p50(routers[name].port, body, 1500, 0.0005))
         health = {}
@@ -98,12 +120,16 @@ def throughput(workdir: Path, pg_base: str, rounds: int, seconds: float) -> dict
             }
         out: dict[str, Any] = {"conns": 16, "seconds": seconds, "rounds": rounds, "health": health}
         base_rps, base_p50 = statistics.median(rps["none"]), statistics.median(p50["none"])
+        base_cpu = statistics.median(cpu["none"])
         for name in names:
             med, lat = statistics.median(rps[name]), statistics.median(p50[name])
+            used = statistics.median(cpu[name])
             out[name] = {
                 "rps_median": round(med),
                 "rps_rounds": [round(x) for x in rps[name]],
                 "ratio_to_none": round(med / base_rps, 3),
+                "cpu_us_per_request": round(used, 1),
+                "cpu_ratio_to_none": round(base_cpu / used, 3),
                 "p50_1conn_ms": round(lat, 4),
                 "p50_added_ms": round(lat - base_p50, 4),
             }

@@ -7,148 +7,42 @@ MCP); each test then checks one side of what the store made of it.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx2
-import openai
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
-from tests.fakes.upstream import FakeUpstream, status
-from tests.router import RunningRouter, router_config, run_router
-from tests.store.helpers import ADMIN, ADMIN_HEADERS, admin_get, sql, upgrade, wait_records
-from tests.store.services import require_pg, reset_pg
-
-KEY = "sk-router-key-e2e"
-UPSTREAM_KEY = "sk-upstream-secret-e2e"
-OTHER_KEY = "sk-other-upstream-e2e"
-MESSAGES: list[Any] = [{"role": "user", "content": "Say hi please"}]  # 3 prompt tokens
-IN_PRICE, OUT_PRICE = 2.5, 10.0
-
-
-@dataclass
-class Scenario:
-    """What was sent, and what the clients saw."""
-
-    router: RunningRouter
-    url: str
-    started: float
-    ended: float = 0.0
-    ids: dict[str, str] = field(default_factory=dict)
-    """Name of a request in the scenario -> the x-request-id the client saw."""
-    total: int = 0
-
-
-def _config(first: FakeUpstream, second: FakeUpstream, url: str, **server: Any) -> Any:
-    return router_config(
-        providers={
-            "p1": {"kind": "openai", "base_url": first.base_url, "api_key": UPSTREAM_KEY},
-            "p2": {"kind": "openai", "base_url": second.base_url, "api_key": OTHER_KEY},
-        },
-        models={
-            "first": {
-                "provider": "p1",
-                "model": "up-first",
-                "input_cost_per_mtok": IN_PRICE,
-                "output_cost_per_mtok": OUT_PRICE,
-            },
-            "second": {"provider": "p2", "model": "up-second"},
-        },
-        routes={"default": {"models": ["first", "second"]}},
-        router={"retries_per_model": 0},
-        server={"api_keys": [KEY], "admin_keys": [ADMIN], "host": "127.0.0.1", **server},
-        store={"url": url},
-    )
-
-
-def _store_for(engine: str, tmp: Path) -> str:
-    if engine == "sqlite":
-        return f"sqlite:///{tmp / 'calls.db'}"
-    url = require_pg()
-    asyncio.run(reset_pg(url))
-    upgrade(url)
-    return url
-
-
-async def _mcp_chat(r: RunningRouter) -> None:
-    hc = httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
-    async with hc, Client(streamable_http_client(r.url + "/mcp", http_client=hc)) as c:
-        result = await c.call_tool("chat", {"prompt": "Say hi please", "model": "second"})
-        assert not result.is_error
-
-
-def _run(s: Scenario, first: FakeUpstream, second: FakeUpstream) -> None:
-    client = openai.OpenAI(base_url=s.router.base_url, api_key=KEY, max_retries=0, timeout=20)
-
-    def chat(name: str, **kw: Any) -> Any:
-        raw = client.chat.completions.with_raw_response.create(messages=MESSAGES, **kw)
-        s.ids[name] = raw.headers["x-request-id"]
-        s.total += 1
-        return raw.parse()
-
-    # 1. Fallback: the first model answers 500, the second serves; the client names the id.
-    first.script(status(500))
-    chat(
-        "fallback",
-        model="default",
-        user="alice",
-        extra_headers={"x-modelrouter-tags": "team-a, nightly ,", "x-request-id": "client-rid-1"},
-    )
-    # 2. A stream with usage, served by the priced model (which reports cached tokens).
-    first.cached_tokens = 2
-    raw = client.chat.completions.with_raw_response.create(
-        model="first", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-    )
-    s.ids["stream"] = raw.headers["x-request-id"]
-    s.total += 1
-    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
-    first.cached_tokens = None
-    # 3. Every model fails.
-    first.script(status(503))
-    second.script(status(500))
-    with pytest.raises(openai.APIStatusError) as failed:
-        chat("failed", model="default")
-    s.ids["failed"] = failed.value.response.headers["x-request-id"]
-    s.total += 1
-    # 4. Refused before any upstream: an unknown model, a wrong key.
-    with pytest.raises(openai.NotFoundError) as unknown:
-        chat("unknown", model="nope")
-    s.ids["unknown"] = unknown.value.response.headers["x-request-id"]
-    s.total += 1
-    bad = openai.OpenAI(base_url=s.router.base_url, api_key="wrong-key-xyz", max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as refused:
-        bad.chat.completions.create(model="default", messages=MESSAGES)
-    s.ids["refused"] = refused.value.response.headers["x-request-id"]
-    s.total += 1
-    # 5. Bulk traffic for pages, filters and roll-ups: 12 on first, 6 on second.
-    for i in range(18):
-        chat(f"bulk{i}", model="first" if i % 3 else "second")
-    # 6. MCP.
-    asyncio.run(_mcp_chat(s.router))
-    s.total += 1
-    s.ended = time.time()
+from tests.fakes.upstream import FakeUpstream
+from tests.router import run_router
+from tests.store.helpers import ADMIN, ADMIN_HEADERS, admin_get, sql, wait_records
+from tests.store.scenario import (
+    IN_PRICE,
+    KEY,
+    OTHER_KEY,
+    OUT_PRICE,
+    UPSTREAM_KEY,
+    Scenario,
+    config,
+    run,
+    store_for,
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def scenario(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
-    url = _store_for(request.param, tmp_path_factory.mktemp(request.param))
+    url = store_for(request.param, tmp_path_factory.mktemp(request.param))
     with (
         FakeUpstream.in_thread("primary", require_key=UPSTREAM_KEY) as first,
         FakeUpstream.in_thread("backup") as second,
-        run_router(_config(first, second, url)) as r,
+        run_router(config(first, second, url)) as r,
     ):
         s = Scenario(r, url, time.time())
-        _run(s, first, second)
+        run(s, first, second)
         wait_records(url, s.total)
         yield s
 
@@ -394,40 +288,12 @@ def test_admin_surface_needs_an_admin_key(scenario: Scenario) -> None:
     assert resp.status_code == 404
 
 
-def test_admin_surface_is_off_without_admin_keys(up: FakeUpstream) -> None:
-    cfg = router_config(
-        providers={"p": {"kind": "openai", "base_url": up.base_url}},
-        models={"m": {"provider": "p"}},
-        routes={"default": {"models": ["m"]}},
-    )
-    with run_router(cfg) as r:
-        for path in ("/admin/logs", "/admin/usage", "/admin/logs/x"):
-            resp = httpx2.get(r.url + path, headers=ADMIN_HEADERS, timeout=5)
-            assert resp.status_code == 404
-        assert httpx2.get(r.url + "/health", timeout=5).json()["store"] == {"state": "off"}
-
-
-def test_bodies_are_kept_only_with_log_bodies(store_url: str, up: FakeUpstream) -> None:
-    cfg = router_config(
-        providers={"p": {"kind": "openai", "base_url": up.base_url}},
-        models={"m": {"provider": "p"}},
-        routes={"default": {"models": ["m"]}},
-        server={"admin_keys": [ADMIN], "log_bodies": True},
-        store={"url": store_url},
-    )
-    with run_router(cfg) as r:
-        client = openai.OpenAI(base_url=r.base_url, api_key="x", max_retries=0)
-        plain = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
-        streamed = client.chat.completions.with_raw_response.create(
-            model="m", messages=MESSAGES, stream=True
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices)
-        wait_records(store_url, 2)
-        one = admin_get(r.url, f"/admin/logs/{plain.headers['x-request-id']}")
-        two = admin_get(r.url, f"/admin/logs/{streamed.headers['x-request-id']}")
-        listed = admin_get(r.url, "/admin/logs")["data"]
-    assert json.loads(one["request_body"]) == MESSAGES
-    assert json.loads(one["response_body"])["choices"][0]["message"]["content"] == "hello from up"
-    assert json.loads(two["request_body"]) == MESSAGES
-    assert two["response_body"] == "hello from up"  # the stream's text, joined
-    assert all("request_body" not in r for r in listed)  # pages leave bodies out
+def test_health_shows_the_store_and_hides_its_address_without_a_key(scenario: Scenario) -> None:
+    base = scenario.router.url
+    full = httpx2.get(base + "/health", headers={"authorization": f"Bearer {KEY}"}, timeout=5)
+    store = full.json()["store"]
+    assert store["state"] == "ok" and store["spool_depth"] == 0 and store["dropped"] == 0
+    assert store["written"] >= scenario.total and store["url"]
+    public = httpx2.get(base + "/health", timeout=5).json()["store"]
+    assert public["state"] == "ok" and public["spool_depth"] == 0
+    assert "url" not in public and "spool_dir" not in public and "last_error" not in public
