@@ -143,7 +143,8 @@ def make_record(
         model=entry.name if entry is not None else None,
         provider=entry.provider.name if entry is not None else None,
         status=status,
-        error_code=error_code,
+        # Every failed status has a code: the store's errors index relies on it.
+        error_code=error_code or (f"http_{status}" if status >= 400 else None),
         stream=stream,
         latency_ms=round(latency_s * 1000, 3),
         ttft_ms=round(ttft_s * 1000, 3) if ttft_s is not None else None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, ColumnElement, cast, func, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Select, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelrouter.store import USAGE_GROUPS, USAGE_INTERVALS
@@ -81,6 +81,9 @@ class LogFilter:
             if not self.status.isdigit() or len(self.status) != 3:
                 raise QueryError("'status' must be an HTTP status code or 'error'.", "status")
             out.append(c.status == int(self.status))
+            if int(self.status) >= 400:
+                # True of every such record: lets the errors index serve the query.
+                out.append(c.error_code.is_not(None))
         return out
 
 
@@ -102,6 +105,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 def record_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ``calls`` row as the API shows it: ISO time, JSON members decoded, no empty bodies."""
     out = {str(k): v for k, v in row.items()}  # SQLAlchemy's quoted_name keys: plain str
+    out["request_id"] = row["request_id"] or row["id"]
     out["ts"] = iso(row["ts"] / 1_000_000)
     out["stream"] = bool(row["stream"])
     out["attempts"] = orjson.loads(row["attempts"])
@@ -114,22 +118,27 @@ def record_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def list_logs(
-    engine: AsyncEngine, filt: LogFilter, *, limit: int = 100, cursor: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of records, newest first, and the cursor of the next page (or ``None``)."""
+def logs_statement(filt: LogFilter, limit: int, cursor: str | None = None) -> Select[Any]:
+    """The SELECT of one page: ``limit + 1`` rows, so the caller knows if more follow."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"'limit' must be between 1 and {MAX_LIMIT}.", "limit")
     clauses = filt.clauses()
     if cursor:
         ts, rid = decode_cursor(cursor)
         clauses.append(tuple_(calls.c.ts, calls.c.id) < tuple_(ts, rid))
-    stmt = (
+    return (
         select(*_LIST_COLUMNS)
         .where(*clauses)
         .order_by(calls.c.ts.desc(), calls.c.id.desc())
         .limit(limit + 1)
     )
+
+
+async def list_logs(
+    engine: AsyncEngine, filt: LogFilter, *, limit: int = 100, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of records, newest first, and the cursor of the next page (or ``None``)."""
+    stmt = logs_statement(filt, limit, cursor)
     async with engine.connect() as conn:
         rows = [dict(r._mapping) for r in await conn.execute(stmt)]
     more = len(rows) > limit
@@ -139,9 +148,10 @@ async def list_logs(
 
 
 async def get_log(engine: AsyncEngine, request_id: str) -> dict[str, Any] | None:
-    """The newest record with this request id (or record id), bodies included."""
+    """The record with this id, else the newest with this client request id; bodies
+    included."""
     async with engine.connect() as conn:
-        for column in (calls.c.request_id, calls.c.id):
+        for column in (calls.c.id, calls.c.request_id):
             stmt = select(calls).where(column == request_id).order_by(calls.c.ts.desc()).limit(1)
             row = (await conn.execute(stmt)).first()
             if row is not None:

@@ -110,7 +110,7 @@ def row_of(rec: CallRecord) -> Row:
     """
     return (
         rec.id,
-        _fit(rec.request_id, 128),
+        None if rec.request_id == rec.id else _fit(rec.request_id, 128),
         int(rec.ts * 1_000_000),
         rec.surface,
         _fit(rec.endpoint, 200),

@@ -13,12 +13,14 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy import String
+from sqlalchemy.dialects import sqlite
 
 from modelrouter import recording
 from modelrouter.errors import Attempt
 from modelrouter.settings import ModelSettings, StoreSettings
 from modelrouter.store import retention, writer
 from modelrouter.store.engine import make_engine, resolve
+from modelrouter.store.queries import LogFilter, encode_cursor, get_log, logs_statement
 from modelrouter.store.record import CallRecord, row_dict, row_of
 from modelrouter.store.rollup import BOUNDS_MS, bucket_of, percentile, rollup_rows
 from modelrouter.store.schema import calls
@@ -340,3 +342,54 @@ def test_retention_deletes_old_rows_in_batches_and_keeps_hourly_rollups(
     assert int(hourly[0]["n"]) == 12  # roll-ups outlive the rows they sum
     minute = sql(store_url, "SELECT t FROM usage_rollup WHERE bucket_s = 60 AND dim = 'model'")
     assert len(minute) == 2 and all(r["t"] >= now - 2 * 86400 - 60 for r in minute)
+
+
+@pytest.mark.parametrize(
+    ("filt", "index"),
+    [
+        (LogFilter(), "ix_calls_ts"),
+        (LogFilter(since=1.0, until=2.0), "ix_calls_ts"),
+        (LogFilter(model="m"), "ix_calls_model_ts"),
+        (LogFilter(route="r"), "ix_calls_route_ts"),
+        (LogFilter(key="k"), "ix_calls_key_ts"),
+        (LogFilter(team="t"), "ix_calls_team_ts"),
+        (LogFilter(status="error"), "ix_calls_errors_ts"),
+        (LogFilter(status="502"), "ix_calls_errors_ts"),
+    ],
+)
+def test_each_log_filter_is_an_index_range_scan_without_sorting(
+    tmp_path: Path, filt: LogFilter, index: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    upgrade(url)
+    cursor = encode_cursor(10**15, "zzz")
+    for page in (None, cursor):
+        stmt = logs_statement(filt, 100, page).compile(
+            dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+        )
+        plan = " | ".join(r["detail"] for r in sql(url, f"EXPLAIN QUERY PLAN {stmt}"))
+        assert f"INDEX {index}" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # rows come out in index order
+
+
+def test_a_record_is_found_by_id_and_by_the_clients_request_id(store_url: str) -> None:
+    write = [rec(1), rec(2, request_id="client-1"), rec(3, request_id="client-1")]
+
+    async def run() -> list[Any]:
+        store = resolve(StoreSettings(url=store_url), None)
+        assert store is not None
+        engine = make_engine(store, name="test-lookup", writer=True)
+        sink = Sink(engine)
+        await sink.write([row_of(r) for r in write])
+        await sink.drop()
+        found = [await get_log(engine, key) for key in ("rec000001", "client-1", "rec000002", "x")]
+        await engine.dispose()
+        return found
+
+    by_id, by_client, second, missing = asyncio.run(run())
+    assert (by_id["id"], by_id["request_id"]) == ("rec000001", "rec000001")
+    assert (by_client["id"], by_client["request_id"]) == ("rec000003", "client-1")  # newest
+    assert (second["id"], second["request_id"]) == ("rec000002", "client-1")
+    assert missing is None
+    stored = sql(store_url, "SELECT id, request_id FROM calls ORDER BY id")
+    assert [r["request_id"] for r in stored] == [None, "client-1", "client-1"]

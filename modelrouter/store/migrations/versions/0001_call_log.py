@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "calls",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("request_id", sa.String(128)),
         sa.Column("ts", sa.BigInteger, nullable=False),
         sa.Column("surface", sa.String(8), nullable=False),
         sa.Column("endpoint", sa.String(200), nullable=False),
@@ -51,21 +51,29 @@ def upgrade() -> None:
         sa.Column("response_body", sa.Text),
     )
     op.create_index("ix_calls_ts", "calls", ["ts", "id"])
-    op.create_index("ix_calls_request_id", "calls", ["request_id"])
-    for name, col in [
-        ("model", "model"),
-        ("route", "route"),
-        ("key", "key_id"),
-        ("team", "team"),
-        ("status", "status"),
-    ]:
-        op.create_index(f"ix_calls_{name}_ts", "calls", [col, "ts", "id"])
+    op.create_index("ix_calls_model_ts", "calls", ["model", "ts", "id"])
+    op.create_index("ix_calls_route_ts", "calls", ["route", "ts", "id"])
+    for name, column in [("key", "key_id"), ("team", "team")]:
+        op.create_index(
+            f"ix_calls_{name}_ts",
+            "calls",
+            [column, "ts", "id"],
+            sqlite_where=sa.text(f"{column} IS NOT NULL"),
+            postgresql_where=sa.text(f"{column} IS NOT NULL"),
+        )
     op.create_index(
         "ix_calls_errors_ts",
         "calls",
         ["ts", "id"],
         sqlite_where=sa.text("error_code IS NOT NULL"),
         postgresql_where=sa.text("error_code IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_calls_request_id",
+        "calls",
+        ["request_id"],
+        sqlite_where=sa.text("request_id IS NOT NULL"),
+        postgresql_where=sa.text("request_id IS NOT NULL"),
     )
     op.create_table(
         "usage_rollup",
