@@ -47,6 +47,8 @@ HIST = tuple(f"lat_{i:02d}" for i in range(LATENCY_BUCKETS))
 """The histogram columns."""
 KEY = ("bucket_s", "t", "dim", "value")
 """A roll-up row's key."""
+COLUMNS = KEY + SUMS + HIST
+"""A roll-up row's values, in the order :func:`rollup_rows` gives them."""
 _DIMS = tuple((dim, INDEX[column]) for dim, column in DIMENSIONS.items())
 _ZERO_HIST = (0,) * LATENCY_BUCKETS
 _TS, _LATENCY, _ERROR, _FALLBACKS = (
@@ -61,9 +63,10 @@ def bucket_of(latency_ms: float) -> int:
     return bisect_left(BOUNDS_MS, latency_ms)
 
 
-def rollup_rows(rows: Iterable[Row]) -> list[dict[str, Any]]:
-    """Roll-up rows for some call rows: per resolution, time bucket, dimension and value,
-    sorted by key (concurrent writers then lock rows in one order: no deadlocks)."""
+def rollup_rows(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+    """Roll-up rows (:data:`COLUMNS` order) for some call rows: per resolution, time
+    bucket, dimension and value, sorted by key (concurrent writers then lock rows in one
+    order: no deadlocks)."""
     minutes: dict[tuple[Any, ...], list[Any]] = {}
     n_sums = len(SUMS)
     for row in rows:
@@ -104,8 +107,7 @@ def rollup_rows(rows: Iterable[Row]) -> list[dict[str, Any]]:
     out = []
     for span, table in ((MINUTE, minutes), (HOUR, hours)):
         for key in sorted(table):
-            row_key = dict(zip(KEY, (span, *key), strict=True))
-            out.append(row_key | dict(zip(SUMS + HIST, table[key], strict=True)))
+            out.append((span, *key, *table[key]))
     return out
 
 

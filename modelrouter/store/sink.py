@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from modelrouter.store.record import COLUMNS, Row
+from modelrouter.store.rollup import COLUMNS as ROLLUP_COLUMNS
 from modelrouter.store.rollup import HIST, KEY, SUMS, rollup_rows
 from modelrouter.store.schema import calls, usage_rollup
 
@@ -63,12 +64,19 @@ def is_data_error(err: BaseException) -> bool:
     return False
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(engine: AsyncEngine) -> str:
+    """The roll-up upsert for this engine: one statement, compiled once, run with
+    positional rows (SQLAlchemy's per-row parameter handling would cost several
+    microseconds a record)."""
+    dialect = engine.dialect.name
     ins: Any = (postgresql if dialect == "postgresql" else sqlite).insert(usage_rollup)
-    return ins.on_conflict_do_update(
+    stmt = ins.on_conflict_do_update(
         index_elements=list(KEY),
         set_={c: usage_rollup.c[c] + ins.excluded[c] for c in SUMS + HIST},
     )
+    compiled = stmt.compile(dialect=engine.dialect)
+    assert tuple(compiled.positiontup or ()) == ROLLUP_COLUMNS
+    return str(compiled)
 
 
 class Sink:
@@ -78,7 +86,7 @@ class Sink:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._conn: AsyncConnection | None = None
-        self._upsert = _upsert(self.dialect)
+        self._upsert = _upsert(engine)
         compiled = insert(calls).compile(dialect=engine.dialect)
         assert tuple(compiled.positiontup or ()) == COLUMNS or self.dialect == "postgresql"
         self._insert_sql = str(compiled)
@@ -98,7 +106,7 @@ class Sink:
                 if rows:
                     # Roll-ups first: on PostgreSQL this statement opens the transaction
                     # that the COPY below joins.
-                    await conn.execute(self._upsert, rollup_rows(rows))
+                    await conn.exec_driver_sql(self._upsert, rollup_rows(rows))
                     await self._insert(conn, rows)
         except BaseException as err:
             await self.drop()

@@ -23,6 +23,7 @@ from modelrouter.store.engine import make_engine, resolve
 from modelrouter.store.queries import LogFilter, encode_cursor, get_log, logs_statement
 from modelrouter.store.record import CallRecord, row_dict, row_of
 from modelrouter.store.rollup import BOUNDS_MS, bucket_of, percentile, rollup_rows
+from modelrouter.store.rollup import COLUMNS as ROLLUP_COLUMNS
 from modelrouter.store.schema import calls
 from modelrouter.store.sink import Sink
 from modelrouter.store.spool import Spool
@@ -164,7 +165,8 @@ def test_rollup_rows_sum_per_minute_hour_dimension_and_value() -> None:
         row_of(rec(2, ts=hour + 70, model="a", error_code="e", fallbacks=2)),
         row_of(rec(3, ts=hour + 80, model=None, cost_usd=None, input_tokens=None)),
     ]
-    out = {(r["bucket_s"], r["t"], r["dim"], r["value"]): r for r in rollup_rows(rows)}
+    rolled = [dict(zip(ROLLUP_COLUMNS, r, strict=True)) for r in rollup_rows(rows)]
+    out = {(r["bucket_s"], r["t"], r["dim"], r["value"]): r for r in rolled}
     models = {k for k in out if k[2] == "model"}
     assert models == {
         (60, hour, "model", "a"),
