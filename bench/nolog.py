@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _drop(self: object, record: dict[str, Any]) -> None:
+def _drop(self: object, record: Any) -> None:
     """Accept a record and write nothing."""
 
 

@@ -1,7 +1,9 @@
 """modelrouter instances for the benchmark: TOML configs in a temp dir, ``serve`` processes.
 
 Every config sets ``health.probe = "none"`` and ``server.api_keys = []``; the access
-log (stderr) goes to a file next to the config, as it would in production.
+log (stderr) goes to a file next to the config, as it would in production, and the
+call log to a SQLite file of each router's own (the default) unless the spec names
+another store.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class RouterSpec:
     health: Mapping[str, int | float] = field(default_factory=dict)
     workers: int = 1
     access_log: bool = True
+    store: str = ""
+    """``[store] url``; empty: the default call log, a SQLite file of this router's own."""
+    admin_keys: Sequence[str] = ()
 
 
 @dataclass
@@ -62,7 +67,8 @@ def _toml_value(v: object) -> str:
 
 def config_toml(spec: RouterSpec) -> str:
     """The TOML config of ``spec``."""
-    lines = ["[server]", "api_keys = []", "drain_s = 1", "", "[router]"]
+    lines = ["[server]", "api_keys = []", "drain_s = 1"]
+    lines += [f"admin_keys = {_toml_value(list(spec.admin_keys))}", "", "[router]"]
     lines.append(f"default_route = {_toml_value(next(iter(spec.routes)))}")
     lines += [f"{k} = {_toml_value(v)}" for k, v in spec.router.items()]
     lines += ["", "[health]", 'probe = "none"']
@@ -75,6 +81,8 @@ def config_toml(spec: RouterSpec) -> str:
         lines.append('model = "bench-model"')
     for name, models in spec.routes.items():
         lines += ["", f"[routes.{name}]", f"models = {_toml_value(list(models))}"]
+    store = spec.store or f"sqlite:///router-{spec.name}.db"
+    lines += ["", "[store]", f"url = {_toml_value(store)}"]
     return "\n".join(lines) + "\n"
 
 

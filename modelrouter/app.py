@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from modelrouter import config as config_mod
+from modelrouter.api.admin import admin_routes
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.embeddings import embeddings_handler
@@ -151,6 +152,7 @@ def create_app(
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
     app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
+    app.router.routes.extend(admin_routes(door.call_log, rt.settings.server.admin_keys))
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

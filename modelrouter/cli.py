@@ -1,4 +1,5 @@
-"""The ``modelrouter`` command: serve, mcp, check, models, status."""
+"""The ``modelrouter`` command: serve, mcp, check, models, status (and, in
+:mod:`modelrouter.cli_store`, logs, usage and db)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from modelrouter import __version__
 from modelrouter import config as config_mod
 from modelrouter.catalog import catalog
+from modelrouter.cli_store import add_commands, preflight
 from modelrouter.config import ConfigError, LoadedConfig
 from modelrouter.cost import prices_for
 from modelrouter.registry import with_default_facts
@@ -30,7 +32,7 @@ EPILOG = (
 )
 
 
-def _load(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
+def load_or_exit(path: str | None, *, allow_demo: bool = True) -> LoadedConfig:
     """Load the config or exit 2 printing every problem (never a value)."""
     try:
         cfg = config_mod.load(path, allow_demo=allow_demo)
@@ -145,7 +147,7 @@ def models_table(cfg: LoadedConfig) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the config and print the resolved routes and models."""
-    cfg = _load(args.config)
+    cfg = load_or_exit(args.config)
     _warn_startup(cfg)
     print(f"config: {cfg.source}")
     print(f"listen: {cfg.settings.server.host}:{cfg.settings.server.port}")
@@ -160,7 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print routes and models."""
-    cfg = _load(args.config)
+    cfg = load_or_exit(args.config)
     print(models_table(cfg))
     print()
     print(routes_table(cfg))
@@ -173,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from modelrouter.http_protocol import uvicorn_http
 
-    cfg = _load(args.config)
+    cfg = load_or_exit(args.config)
     server = cfg.settings.server
     host = args.host or server.host
     port = args.port if args.port is not None else server.port
@@ -189,6 +191,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not server.api_keys:
         config_mod.warn("server.api_keys is empty: the API accepts requests without a key")
     _warn_startup(cfg)
+    code = preflight(cfg)
+    if code is not None:
+        return code
     config_mod.warn(
         f"serving {cfg.source} on http://{host}:{port}/v1 "
         f"(OpenAI API) and http://{host}:{port}/mcp (MCP)"
@@ -219,7 +224,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve MCP over stdio."""
     from modelrouter.mcp.stdio import run_stdio
 
-    cfg = _load(args.config)
+    cfg = load_or_exit(args.config)
     _warn_startup(cfg)
     run_stdio(cfg)
     return 0
@@ -239,7 +244,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get("MODELROUTER_API_KEY")
     url = args.url
     if url is None:
-        cfg = _load(args.config)
+        cfg = load_or_exit(args.config)
         url = server_url(cfg.settings.server, args.host, args.port)
         if url is None:
             print("modelrouter: [server] port is 0 (any free port): pass --url", file=sys.stderr)
@@ -269,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: server.port, 8080)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     command("mcp", "serve MCP over stdio", cmd_mcp)
+    add_commands(command, load_or_exit)
     command("check", "validate the config and print the resolved routes", cmd_check)
     command("models", "list routes and models", cmd_models)
     status = command("status", "a running server's health as a table", cmd_status)

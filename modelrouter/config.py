@@ -57,6 +57,9 @@ class LoadedConfig:
     warnings: tuple[str, ...] = ()
     """Start-up notices about a config that is valid but probably not meant (see
     :func:`startup_warnings`); never a value from the file or the environment."""
+    directory: str | None = None
+    """The config file's directory (relative store paths start there); ``None``: the
+    working directory."""
 
 
 def key_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
@@ -226,6 +229,7 @@ def parse(data: dict[str, Any], source: str, env: Mapping[str, str] | None = Non
     settings = Settings.model_validate(loaded.model_dump(exclude_unset=True))
     # An unset ``${KEY:-}`` leaves an empty string: that is "no key", not a key.
     settings.server.api_keys = [k for k in settings.server.api_keys if k]
+    settings.server.admin_keys = [k for k in settings.server.admin_keys if k]
     providers = _validate_providers(settings.providers, problems)
     _check_references(settings, problems)
     _check_embedders(settings, providers, problems)
@@ -247,7 +251,8 @@ def load_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
         raise ConfigError([f"(file): cannot read: {err.strerror}"], str(p)) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([f"(syntax): {err}"], str(p)) from None
-    return parse(data, str(p), env)
+    cfg = parse(data, str(p), env)
+    return dataclasses.replace(cfg, directory=str(p.resolve().parent))
 
 
 def load_demo(env: Mapping[str, str] | None = None) -> LoadedConfig:

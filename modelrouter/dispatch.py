@@ -75,6 +75,8 @@ class Outcome:
     """Set by the surface when the client left a relayed stream (see :meth:`Dispatcher.relay`)."""
     cut: str | None = None
     """Why a relayed stream stopped before its end although the upstream did not fail."""
+    events: list[bytes] | None = None
+    """Set to a list to keep every relayed event (body logging only)."""
 
 
 class Dispatcher:
@@ -323,7 +325,10 @@ class Dispatcher:
         finished = False
         # Chat's own events go out untouched: no call per event on that path.
         feed = shape.feed if shape is not None else None
+        kept = out.events  # the events themselves, only when bodies are logged
         try:
+            if kept is not None:
+                kept.append(out.first)
             if feed is None:
                 if tap.passes(out.first):
                     yield out.first
@@ -338,6 +343,8 @@ class Dispatcher:
                 except StopAsyncIteration:
                     finished = True
                     break
+                if kept is not None:
+                    kept.append(event)
                 if feed is not None:
                     for translated in feed(event):
                         yield translated

@@ -19,19 +19,21 @@ from __future__ import annotations
 import hmac
 import itertools
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelrouter import reports
 from modelrouter.attempts import Attempt, loop_detected
-from modelrouter.cost import cost_of
-from modelrouter.dispatch import CLIENT_GONE, Observer, Outcome
+from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Observer, Outcome
 from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.prompts import prompt_chat_body
+from modelrouter.recording import Call as Call
+from modelrouter.recording import make_record, stream_answer
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.runtime import Runtime
 from modelrouter.settings import Settings
+from modelrouter.store.calllog import CallLog
 from providers.base import ChatRequest, Completion, Native, speaks
 from providers.sse import ShapeFactory
 
@@ -46,28 +48,11 @@ def new_request_id() -> str:
 
 CLIENT_CLOSED = 499
 """Logged status of a stream whose client left before its end (nginx's convention)."""
+STREAM_ERRORS = {CLIENT_GONE: "client_closed", SHUTDOWN_CUT: "server_shutdown"}
+"""The record's ``error_code`` of a stream cut short by either end (not the upstream)."""
 MAX_HOPS = 5
 """A request that has already passed through this many routers is refused (508):
 enough for gateways in front of gateways, few enough to stop a router calling itself."""
-
-
-@dataclass(slots=True)
-class Call:
-    """Who is calling and by which door: what every record of the request names."""
-
-    surface: str
-    """``"http"`` or ``"mcp"``."""
-    request_id: str
-    started: float
-    """When the surface took the request in (the front door's clock, :meth:`FrontDoor.now`)."""
-    credential: str | None = None
-    """The API key the caller presented, if any (checked by :meth:`FrontDoor.authenticate`)."""
-    models_header: str | None = None
-    """An ad-hoc fallback list given outside the body (``x-modelrouter-models``)."""
-    hops: int = 0
-    """Routers this request passed through before this one."""
-    endpoint: str | None = None
-    """The HTTP path it came by (``/v1/messages``...); ``None`` for MCP."""
 
 
 @dataclass(slots=True)
@@ -173,12 +158,19 @@ class FrontDoor:
             raise
         as_sent = speaks(out.entry.provider, native)
         if out.completion is not None:
-            self._log(call, plan, out, 200, request=request)
+            answer = None
+            if self._rt.log_bodies:
+                answer = out.completion.body.decode("utf-8", "replace")
+            self._log(call, plan, out, 200, stream=False, answer=answer)
             return Completed(out.entry, out.attempts, as_sent, completion=out.completion)
+        if self._rt.log_bodies:
+            out.events = []
 
         def on_end(done: Outcome, error: str | None) -> None:
             status = CLIENT_CLOSED if done.cut == CLIENT_GONE else 200
-            self._log(call, plan, done, status, request=request, error=error or done.cut)
+            code = "stream_interrupted" if error else STREAM_ERRORS.get(done.cut or "")
+            answer = stream_answer(done.events) if done.events is not None else None
+            self._log(call, plan, done, status, stream=True, error_code=code, answer=answer)
 
         stream_shape = shape(as_sent) if shape is not None else None
         events = dispatcher.relay(request, out, on_end, stream_shape)
@@ -189,6 +181,7 @@ class FrontDoor:
         try:
             self.admit(call)
             request, plan = self._rt.prepare_embedding(body, call.models_header, hops=call.hops)
+            call.note(request.wire)
         except RouterError as err:
             raise self.refuse(call, err) from None
         try:
@@ -196,7 +189,7 @@ class FrontDoor:
         except RouterError as err:
             self._log_failure(call, plan, err, stream=False)
             raise
-        self._log(call, plan, out, 200, request=request.wire)
+        self._log(call, plan, out, 200, stream=False)
         assert out.completion is not None
         return Completed(out.entry, out.attempts, completion=out.completion)
 
@@ -232,6 +225,11 @@ class FrontDoor:
         return reports.model_objects(self._rt)
 
     @property
+    def call_log(self) -> CallLog:
+        """The call log (its reader engine serves the admin views)."""
+        return self._rt.calls
+
+    @property
     def settings(self) -> Settings:
         """The configuration this router runs (read-only by convention)."""
         return self._rt.settings
@@ -262,7 +260,9 @@ class FrontDoor:
     ) -> tuple[ChatRequest, Plan]:
         try:
             self.admit(call)
-            return self._rt.prepare(body, call.models_header, hops=call.hops, native=native)
+            request = self._rt.parse(body, hops=call.hops, native=native)
+            call.note(request)
+            return request, self._rt.plan(request, call.models_header)
         except RouterError as err:
             raise self.refuse(call, err) from None
 
@@ -273,51 +273,44 @@ class FrontDoor:
         out: Outcome,
         status: int,
         *,
-        request: ChatRequest,
-        error: str | None = None,
+        stream: bool,
+        error_code: str | None = None,
+        answer: str | None = None,
     ) -> None:
-        rec = self._record(call, plan, status, out.attempts, stream=request.stream)
-        entry = out.entry
-        rec["model"] = entry.name
-        rec["provider"] = entry.provider.name
-        # The served model's cost only: failed attempts on other models bill nothing here.
-        cost = cost_of(entry, entry.target.upstream_model, out.usage, estimated=out.usage_estimated)
-        rec.update(cost.fields())
-        if error:
-            rec["error"] = error
-        if self._rt.log_bodies and "input" in request.body:
-            rec["input"] = request.body["input"]  # embeddings: the input, never the vectors
-        elif self._rt.log_bodies:
-            rec["messages"] = request.body.get("messages")
-            if out.completion is not None:
-                rec["answer"] = out.completion.body.decode("utf-8", "replace")
-        self._rt.log.emit(rec)
+        ttft = None
+        if out.ttft is not None:
+            # From the request's arrival, failed attempts included: what the client waited.
+            ttft = out.started + out.ttft - call.started
+        self._rt.record(
+            make_record(
+                call,
+                plan,
+                status=status,
+                attempts=out.attempts,
+                stream=stream,
+                latency_s=self.now() - call.started,
+                error_code=error_code,
+                entry=out.entry,
+                usage=out.usage,
+                usage_estimated=out.usage_estimated,
+                ttft_s=ttft,
+                answer=answer,
+                log_bodies=self._rt.log_bodies,
+            )
+        )
 
     def _log_failure(
         self, call: Call, plan: Plan | None, err: RouterError, *, stream: bool
     ) -> None:
-        rec = self._record(call, plan, err.status, err.attempts, stream=stream)
-        rec["error"] = err.code or err.type
-        self._rt.log.emit(rec)
-
-    def _record(
-        self,
-        call: Call,
-        plan: Plan | None,
-        status: int,
-        attempts: Sequence[Attempt],
-        *,
-        stream: bool,
-    ) -> dict[str, Any]:
-        return {
-            "request_id": call.request_id,
-            "via": call.surface,
-            "endpoint": call.endpoint,
-            "route": plan.route if plan else None,
-            "model": None,
-            "provider": None,
-            "status": status,
-            "stream": stream,
-            "latency_ms": round((self.now() - call.started) * 1000, 2),
-            "attempts": [f"{a.model}:{a.outcome}" for a in attempts],
-        }
+        self._rt.record(
+            make_record(
+                call,
+                plan,
+                status=err.status,
+                attempts=err.attempts,
+                stream=stream,
+                latency_s=self.now() - call.started,
+                error_code=err.code or err.type,
+                log_bodies=self._rt.log_bodies,
+            )
+        )

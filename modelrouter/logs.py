@@ -1,7 +1,8 @@
 """One structured JSON line per request on stderr, written off the hot path.
 
-Handlers put a plain dict on a queue (a few hundred nanoseconds); a daemon thread
-serializes and writes. Prompts and answers are never in these lines unless
+The front door puts each request's :class:`~modelrouter.store.record.CallRecord` on
+a queue (a few hundred nanoseconds); a daemon thread serializes (orjson writes the
+dataclass as it is) and writes. Prompts and answers are never in these lines unless
 ``server.log_bodies`` is set.
 """
 
@@ -11,9 +12,11 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 import orjson
+
+from modelrouter.store.record import CallRecord
 
 _STOP = object()
 FLUSH_S = 0.05
@@ -34,9 +37,8 @@ class AccessLog:
             self._thread = threading.Thread(target=self._run, name="modelrouter-log", daemon=True)
             self._thread.start()
 
-    def emit(self, record: dict[str, Any]) -> None:
-        """Queue one record; the timestamp is added here."""
-        record["ts"] = time.time()
+    def emit(self, record: CallRecord) -> None:
+        """Queue one record (not to be changed afterwards: the thread reads it later)."""
         self._queue.put(record)
 
     def stop(self) -> None:

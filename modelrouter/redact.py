@@ -63,7 +63,12 @@ class Redactor:
 
 def config_secrets(config: LoadedConfig) -> list[str]:
     """Every secret a loaded config holds: provider credentials and the router's keys."""
-    out = list(config.settings.server.api_keys)
+    server = config.settings.server
+    out = [*server.api_keys, *server.admin_keys]
+    password = urlsplit(config.settings.store.url).password
+    if password:
+        # Only the password: a user name such as "postgres" is not worth masking everywhere.
+        out.extend({password, unquote(password)})
     for options in config.providers.values():
         out.extend(provider_secrets(options))
     return out

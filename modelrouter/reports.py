@@ -90,10 +90,17 @@ def health_report(rt: Runtime) -> dict[str, Any]:
             "notes": notes,
             "ready": any(tracker.status(m).breaker is not Breaker.OPEN for m in members),
         }
-    return {"status": "ok" if is_ready(rt) else "degraded", "models": models, "routes": routes}
+    return {
+        "status": "ok" if is_ready(rt) else "degraded",
+        "models": models,
+        "routes": routes,
+        "store": rt.calls.health(),
+    }
 
 
 HIDDEN = "hidden: send an API key to see error details"
+STORE_DETAILS = frozenset({"url", "spool_dir", "spool_error", "last_error"})
+"""Store details that name hosts and paths: for callers with a key only."""
 
 
 def public_view(report: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +117,8 @@ def public_view(report: dict[str, Any]) -> dict[str, Any]:
         if snap.get("last_probe") and snap["last_probe"].get("error"):
             snap["last_probe"] = {**snap["last_probe"], "error": HIDDEN}
         models[name] = snap
-    return {**report, "models": models}
+    store = {k: v for k, v in report["store"].items() if k not in STORE_DETAILS}
+    return {**report, "models": models, "store": store}
 
 
 def is_ready(rt: Runtime) -> bool:

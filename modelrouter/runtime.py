@@ -1,4 +1,4 @@
-"""The running router's parts: registry, health, dispatcher, probes and the access log.
+"""The running router's parts: registry, health, dispatcher, probes, access and call logs.
 
 One :class:`Runtime` per process, built once from the config. Surfaces never use it
 directly: they go through :class:`modelrouter.frontdoor.FrontDoor`, which runs a
@@ -21,6 +21,8 @@ from modelrouter.logs import AccessLog
 from modelrouter.probes import ProbeLoop, ProbeTarget
 from modelrouter.redact import Redactor, config_secrets
 from modelrouter.registry import ModelEntry, Plan, Registry
+from modelrouter.store.calllog import CallLog
+from modelrouter.store.record import CallRecord
 from providers.base import ChatRequest, InvalidBody, Native, ProviderError
 from providers.embeddings import Embedder, EmbedRequest, parse_embed
 
@@ -44,11 +46,20 @@ class Runtime:
         self.redactor = Redactor(config_secrets(config))
         self.dispatcher = Dispatcher(self.settings.router, self.tracker, redactor=self.redactor)
         self.log = log or AccessLog()
+        self.calls = CallLog(self.settings.store, config.directory, redact=self.redactor.text)
         self.probes: ProbeLoop | None = None
         self.log_bodies = self.settings.server.log_bodies
 
+    def record(self, record: CallRecord) -> None:
+        """Keep the record of a finished request: a line on stderr, a row in the store."""
+        self.log.emit(record)
+        self.calls.put(record)
+
     async def start(self) -> None:
-        """Open connection pools, start the log writer and (unless ``probe = "none"``) probes."""
+        """Open the store and connection pools, start the log writers and (unless
+        ``probe = "none"``) probes. Raises :class:`~modelrouter.store.engine.StoreError`
+        when the store must not be used as it is (see :meth:`CallLog.start`)."""
+        await self.calls.start()
         await self.registry.start()
         self.log.start()
         h = self.settings.health
@@ -93,11 +104,12 @@ class Runtime:
         return run
 
     async def aclose(self) -> None:
-        """Stop probes, close pools, flush the log."""
+        """Stop probes, close pools, flush the logs (the call log to the store or spool)."""
         if self.probes is not None:
             await self.probes.stop()
             self.probes = None
         await self.registry.aclose()
+        await self.calls.aclose()
         self.log.stop()
 
     def prepare(
@@ -108,20 +120,31 @@ class Runtime:
         hops: int = 0,
         native: Native | None = None,
     ) -> tuple[ChatRequest, Plan]:
-        """Validate a chat body and rank the models that may serve it.
+        """Validate a chat body and rank the models that may serve it."""
+        request = self.parse(body, hops=hops, native=native)
+        return request, self.plan(request, header_models)
 
-        ``body`` is a decoded object (MCP, prompts) or the JSON bytes of an HTTP
-        request, whose members are decoded only as far as routing needs them.
-        ``native``: the body as sent to another API's door (``body`` is its translation).
-        """
+    def parse(
+        self, body: dict[str, Any] | bytes, *, hops: int = 0, native: Native | None = None
+    ) -> ChatRequest:
+        """A chat request from a decoded object (MCP, prompts) or the JSON bytes of an
+        HTTP request, whose members are decoded only as far as routing needs them.
+        ``native``: the body as sent to another API's door (``body`` is its translation)."""
         try:
             if isinstance(body, bytes):
                 request = ChatRequest.from_json(body)
             else:
                 request = ChatRequest.from_body(body)
-            request.hops = hops
-            request.native = native
-            return self._prepare(request, header_models)
+        except InvalidBody as err:
+            raise bad_request(str(err), err.param) from None
+        request.hops = hops
+        request.native = native
+        return request
+
+    def plan(self, request: ChatRequest, header_models: str | None = None) -> Plan:
+        """Check a request and rank the models that may serve it."""
+        try:
+            return self._prepare(request, header_models)[1]
         except InvalidBody as err:
             raise bad_request(str(err), err.param) from None
 

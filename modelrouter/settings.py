@@ -21,6 +21,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_keys: list[str] = []
+    admin_keys: list[str] = []
+    """Keys for ``/admin/*``; none = the admin surface is off (404)."""
     max_body_mb: float = Field(10, gt=0)
     drain_s: float = Field(30, ge=0, description="SIGTERM: how long in-flight requests may finish")
     log_bodies: bool = False
@@ -139,6 +141,43 @@ class PromptSettings(_Section):
     template: str
 
 
+class StoreSettings(_Section):
+    """``[store]``: where the call log and the usage roll-ups live (later keys and teams).
+
+    ``url``: ``sqlite:///PATH`` (relative paths: next to the config file, else the
+    working directory), ``postgresql://user:pass@host:5432/db``, or ``"none"``.
+    """
+
+    url: str = "sqlite:///modelrouter.db"
+    retention_days: float = Field(30, gt=0)
+    """Call-log rows older than this are deleted; hourly roll-ups are kept."""
+    spool_dir: str = ""
+    """Where records go while the store cannot take them; empty: ``PATH.spool`` next to
+    a SQLite file, else ``modelrouter-spool`` next to the config file."""
+    queue_size: int = Field(100_000, ge=100)
+    """Records held in memory for the writer; past this, new records are dropped
+    (and counted in ``/health``) — only when neither the store nor the spool keep up."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        # The message never repeats the value: a PostgreSQL URL may hold a password.
+        head = url.split(":", 1)[0].lower()
+        if url != "none" and head not in STORE_SCHEMES:
+            raise ValueError(
+                'must be "none", sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB'
+            )
+        if head.startswith("sqlite") and not url.split("://", 1)[-1].lstrip("/"):
+            raise ValueError("sqlite:///PATH needs a file path")
+        return url
+
+
+STORE_SCHEMES = frozenset(
+    {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
+)
+"""URL schemes ``store.url`` accepts."""
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -150,3 +189,4 @@ class Settings(_Section):
     models: dict[str, ModelSettings] = {}
     routes: dict[str, RouteSettings] = {}
     prompts: dict[str, PromptSettings] = {}
+    store: StoreSettings = StoreSettings()

@@ -43,6 +43,8 @@ def router_config(
     # Port 0: the real port is only known after binding, so the MCP host check must
     # accept any port on loopback.
     server = {"port": 0, **sections.pop("server", {})}
+    # No call log unless a test asks for one: tests must not leave a database behind.
+    store = {"url": "none", **sections.pop("store", {})}
     data = {
         "providers": providers,
         "models": models,
@@ -50,6 +52,7 @@ def router_config(
         "router": router,
         "health": health,
         "server": server,
+        "store": store,
         **sections,
     }
     return parse(data, "test config")

@@ -98,7 +98,13 @@ def test_serve_subprocess_answers_and_falls_back(config_file: Path, tmp_path: Pa
     assert proc.returncode in (0, -signal.SIGTERM)
     assert SECRET not in err
     # One structured access-log line, naming both attempts.
-    assert '"attempts":["dead:connect","sim:ok"]' in err
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    assert [(a["model"], a["outcome"]) for a in lines[0]["attempts"]] == [
+        ("dead", "connect"),
+        ("sim", "ok"),
+    ]
+    assert lines[0]["request_id"] == raw.headers["x-request-id"]
 
 
 def test_serve_without_config_uses_demo(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import openai
 import orjson
 import pytest
 
+from modelrouter.store.record import CallRecord
 from tests.fakes.upstream import FakeUpstream, status
 from tests.router import RunningRouter, router_config, run_router
 
@@ -73,13 +74,13 @@ def client(r: RunningRouter) -> openai.OpenAI:
     return openai.OpenAI(base_url=r.base_url, api_key="unused", max_retries=0, timeout=20)
 
 
-def capture(r: RunningRouter) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
+def capture(r: RunningRouter) -> list[CallRecord]:
+    records: list[CallRecord] = []
     r.runtime.log.emit = records.append  # type: ignore[method-assign]
     return records
 
 
-def record(records: list[dict[str, Any]]) -> dict[str, Any]:
+def record(records: list[CallRecord]) -> CallRecord:
     """The one record, once written (a stream's is written just after its last byte)."""
     deadline = time.monotonic() + 5
     while not records:
@@ -89,9 +90,9 @@ def record(records: list[dict[str, Any]]) -> dict[str, Any]:
     return records[0]
 
 
-def cost_fields(rec: dict[str, Any]) -> dict[str, Any]:
+def cost_fields(rec: CallRecord) -> dict[str, Any]:
     keys = ("input_tokens", "output_tokens", "cached_tokens", "price_unknown", "usage_estimated")
-    return {k: rec[k] for k in keys}
+    return {k: getattr(rec, k) for k in keys}
 
 
 def raw_stream(r: RunningRouter, body: dict[str, Any]) -> list[bytes]:
@@ -126,7 +127,7 @@ def test_non_stream_billed_at_config_prices_with_cached_tokens(
         "usage_estimated": False,
     }
     # Cached tokens are part of prompt_tokens: 400 at the input price, 600 at the cached.
-    assert rec["cost_usd"] == pytest.approx((400 * 2.0 + 600 * 0.5 + 3 * 8.0) / 1e6)
+    assert rec.cost_usd == pytest.approx((400 * 2.0 + 600 * 0.5 + 3 * 8.0) / 1e6)
 
 
 def test_catalogue_price_when_the_config_has_none(
@@ -136,8 +137,8 @@ def test_catalogue_price_when_the_config_has_none(
     records = capture(router)
     client(router).chat.completions.create(model="catalogued", messages=MESSAGES)
     rec = record(records)
-    assert not rec["price_unknown"]
-    assert rec["cost_usd"] == pytest.approx((400 * 0.15 + 600 * 0.075 + 3 * 0.60) / 1e6)
+    assert not rec.price_unknown
+    assert rec.cost_usd == pytest.approx((400 * 0.15 + 600 * 0.075 + 3 * 0.60) / 1e6)
 
 
 def test_a_config_price_wins_over_the_catalogue(
@@ -149,16 +150,16 @@ def test_a_config_price_wins_over_the_catalogue(
     rec = record(records)
     # Input from the config (1.0), output from the catalogue (0.60); cached tokens at the
     # config's input price: the catalogue's discount belongs to its own list price.
-    assert rec["cost_usd"] == pytest.approx((1000 * 1.0 + 3 * 0.60) / 1e6)
+    assert rec.cost_usd == pytest.approx((1000 * 1.0 + 3 * 0.60) / 1e6)
 
 
 def test_a_model_without_price_costs_nothing_and_says_so(router: RunningRouter) -> None:
     records = capture(router)
     client(router).chat.completions.create(model="unpriced", messages=MESSAGES)
     rec = record(records)
-    assert rec["cost_usd"] == 0
-    assert rec["price_unknown"] is True
-    assert (rec["input_tokens"], rec["output_tokens"]) == (1000, 3)
+    assert rec.cost_usd == 0
+    assert rec.price_unknown is True
+    assert (rec.input_tokens, rec.output_tokens) == (1000, 3)
 
 
 def test_fallback_bills_the_served_model_only(
@@ -172,9 +173,9 @@ def test_fallback_bills_the_served_model_only(
     )
     assert raw.headers["x-modelrouter-model"] == "backup-priced"
     rec = record(records)
-    assert rec["model"] == "backup-priced"
-    assert rec["cached_tokens"] == 100
-    assert rec["cost_usd"] == pytest.approx((900 * 2.0 + 100 * 0.5 + 3 * 8.0) / 1e6)
+    assert rec.model == "backup-priced"
+    assert rec.cached_tokens == 100
+    assert rec.cost_usd == pytest.approx((900 * 2.0 + 100 * 0.5 + 3 * 8.0) / 1e6)
 
 
 def test_non_stream_without_usage_is_estimated(
@@ -193,7 +194,7 @@ def test_non_stream_without_usage_is_estimated(
         "price_unknown": False,
         "usage_estimated": True,
     }
-    assert rec["cost_usd"] == pytest.approx((1249 * 2.0 + 4 * 8.0) / 1e6)
+    assert rec.cost_usd == pytest.approx((1249 * 2.0 + 4 * 8.0) / 1e6)
 
 
 # ---- streamed -------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_stream_without_include_usage_is_billed_and_the_client_sees_no_usage(
         "price_unknown": False,
         "usage_estimated": False,
     }
-    assert rec["cost_usd"] == pytest.approx((400 * 2.0 + 600 * 0.5 + 3 * 8.0) / 1e6)
+    assert rec.cost_usd == pytest.approx((400 * 2.0 + 600 * 0.5 + 3 * 8.0) / 1e6)
 
 
 def test_stream_without_include_usage_through_the_sdk(router: RunningRouter) -> None:
@@ -236,8 +237,8 @@ def test_stream_without_include_usage_through_the_sdk(router: RunningRouter) -> 
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
     assert all(c.choices and c.usage is None for c in chunks)
     rec = record(records)
-    assert (rec["input_tokens"], rec["output_tokens"], rec["usage_estimated"]) == (1000, 3, False)
-    assert rec["cost_usd"] == pytest.approx((1000 * 0.15 + 3 * 0.60) / 1e6)
+    assert (rec.input_tokens, rec.output_tokens, rec.usage_estimated) == (1000, 3, False)
+    assert rec.cost_usd == pytest.approx((1000 * 0.15 + 3 * 0.60) / 1e6)
 
 
 def test_stream_with_include_usage_is_passed_through_untouched(
@@ -263,8 +264,8 @@ def test_stream_with_include_usage_is_passed_through_untouched(
         assert time.monotonic() < deadline
         time.sleep(0.01)
     for rec in records:
-        assert (rec["input_tokens"], rec["output_tokens"], rec["usage_estimated"]) == (1000, 3, 0)
-        assert rec["cost_usd"] == pytest.approx((1000 * 2.0 + 3 * 8.0) / 1e6)
+        assert (rec.input_tokens, rec.output_tokens, rec.usage_estimated) == (1000, 3, 0)
+        assert rec.cost_usd == pytest.approx((1000 * 2.0 + 3 * 8.0) / 1e6)
 
 
 def test_client_stream_options_are_kept_when_usage_is_added(
@@ -314,7 +315,7 @@ def test_stream_usage_off_sends_no_stream_options_and_estimates_from_the_text(
     assert got == primary.sent
     rec = record(records)
     # No usage expected: the relay kept the answer's text, 13 characters.
-    assert (rec["output_tokens"], rec["usage_estimated"]) == (4, True)
+    assert (rec.output_tokens, rec.usage_estimated) == (4, True)
 
 
 def test_mistral_refuses_stream_options_and_its_preset_does_not_send_them(
@@ -341,7 +342,7 @@ def test_mistral_refuses_stream_options_and_its_preset_does_not_send_them(
     # Usage riding on a content chunk is the upstream's own: the client keeps it.
     assert got == primary.sent
     rec = record(records)
-    assert (rec["input_tokens"], rec["output_tokens"], rec["usage_estimated"]) == (1000, 3, False)
+    assert (rec.input_tokens, rec.output_tokens, rec.usage_estimated) == (1000, 3, False)
 
 
 def test_a_failed_first_attempt_in_a_stream_bills_the_served_model(
@@ -352,5 +353,5 @@ def test_a_failed_first_attempt_in_a_stream_bills_the_served_model(
     got = raw_stream(router, {"model": "fallback", "messages": MESSAGES, "stream": True})
     assert got[-1] == b"data: [DONE]\n\n"
     rec = record(records)
-    assert rec["model"] == "backup-priced"
-    assert rec["cost_usd"] == pytest.approx((1000 * 2.0 + 3 * 8.0) / 1e6)
+    assert rec.model == "backup-priced"
+    assert rec.cost_usd == pytest.approx((1000 * 2.0 + 3 * 8.0) / 1e6)

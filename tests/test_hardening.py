@@ -19,6 +19,7 @@ import pytest
 
 from modelrouter import config as config_mod
 from modelrouter.policy import POLICY, markdown_table
+from modelrouter.store.record import CallRecord
 from tests.fakes.upstream import (
     FakeUpstream,
     bad_event,
@@ -67,8 +68,8 @@ def post(r: RunningRouter, body: Any, **kw: Any) -> httpx2.Response:
     return httpx2.post(r.base_url + "/chat/completions", json=body, timeout=10, **kw)
 
 
-def capture_log(r: RunningRouter) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
+def capture_log(r: RunningRouter) -> list[CallRecord]:
+    records: list[CallRecord] = []
     r.runtime.log.emit = records.append  # type: ignore[method-assign]
     return records
 
@@ -340,7 +341,8 @@ def test_a_router_pointed_at_itself_stops_with_508() -> None:
             time.sleep(0.01)
         time.sleep(0.1)
         assert len(records) == 6  # the client's request and five hops, not hundreds
-        assert [rec["status"] for rec in records] == [508] * 6
+        assert [rec.status for rec in records] == [508] * 6
+        assert {rec.error_code for rec in records} == {"loop_detected"}
 
 
 def test_a_loop_header_beyond_the_limit_is_508(router: RunningRouter, up: FakeUpstream) -> None:

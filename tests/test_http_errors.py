@@ -10,6 +10,7 @@ import httpx2
 import openai
 import pytest
 
+from modelrouter.store.record import CallRecord
 from tests.fakes.upstream import FakeUpstream, bad_json, no_choices, slow_stream
 from tests.router import RunningRouter, router_config, run_router
 
@@ -139,7 +140,7 @@ def test_client_leaving_mid_stream_stops_the_upstream_stream(
     router: RunningRouter, up: FakeUpstream
 ) -> None:
     up.script(slow_stream(chunks=50, interval=0.1))
-    records: list[dict[str, Any]] = []
+    records: list[CallRecord] = []
     router.runtime.log.emit = records.append  # type: ignore[method-assign]
     body = {"model": "m", "messages": MESSAGES, "stream": True}
     with httpx2.stream(
@@ -155,6 +156,6 @@ def test_client_leaving_mid_stream_stops_the_upstream_stream(
         time.sleep(0.02)
     # ... as what it was: the client left (499, nginx's convention), not a success,
     # and not held for or against the model.
-    assert records[0]["status"] == 499 and records[0]["error"] == "client disconnected"
+    assert records[0].status == 499 and records[0].error_code == "client_closed"
     snap = router.runtime.tracker.snapshot("m")
     assert snap["totals"] == {"requests": 0, "failures": 0} and snap["last_error"] is None

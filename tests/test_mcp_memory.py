@@ -156,7 +156,7 @@ async def test_chat_arguments_reach_upstream_and_access_log(env: Env) -> None:
     assert not sent.get("stream")
     env.rt.log.stop()
     line = orjson.loads(env.log.getvalue().splitlines()[-1])
-    assert (line["via"], line["route"], line["model"], line["status"]) == (
+    assert (line["surface"], line["route"], line["model"], line["status"]) == (
         "mcp",
         "solo",
         "second",
@@ -184,7 +184,11 @@ async def test_all_failed_is_an_error_result_and_the_session_goes_on(env: Env) -
         assert again.structured_content["content"] == "hello from second"
     env.rt.log.stop()
     failed = orjson.loads(env.log.getvalue().splitlines()[0])
-    assert (failed["via"], failed["status"], failed["error"]) == ("mcp", 502, "all_models_failed")
+    assert (failed["surface"], failed["status"], failed["error_code"]) == (
+        "mcp",
+        502,
+        "all_models_failed",
+    )
 
 
 @pytest.mark.parametrize(

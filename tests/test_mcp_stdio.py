@@ -147,4 +147,4 @@ def test_stdout_carries_only_mcp_and_logs_go_to_stderr(config_file: Path) -> Non
     answer = next(m for m in lines if m.get("id") == 2)
     assert answer["result"]["structuredContent"]["model"] == "second"
     log = [json.loads(x) for x in err.decode().splitlines() if x.startswith("{")]
-    assert any(r.get("via") == "mcp" and r["model"] == "second" for r in log), err.decode()
+    assert any(r.get("surface") == "mcp" and r["model"] == "second" for r in log), err.decode()

@@ -8,9 +8,10 @@ data (``toml`` blocks must parse); a fence with any other language, or none, fai
 How they run: each command of a bash block on its own (its variable assignments
 first), with bash, in a temporary directory whose ``modelrouter.toml`` is the demo
 config. ``modelrouter`` on ``PATH`` is this checkout's CLI, the server has one API key
-and ``MODELROUTER_API_KEY`` holds it. The only changes made to the README's text are
-in :func:`rewrite`: the port, and the pinned Inspector started from its install in
-``.ci/node`` instead of by ``npx -y`` (which would fetch it again).
+and ``MODELROUTER_API_KEY`` holds it (``MODELROUTER_ADMIN_KEY`` its admin key). The
+only changes made to the README's text are in :func:`rewrite`: the port, and the pinned
+Inspector started from its install in ``.ci/node`` instead of by ``npx -y`` (which would
+fetch it again).
 
 Each command must exit 0 and print what its kind promises (:func:`check_output`).
 """
@@ -36,6 +37,7 @@ from tests.subproc import CLI, ROOT, child_env, command_shim, free_port, wait_re
 README = ROOT / "README.md"
 DEMO = ROOT / "modelrouter" / "demo.toml"
 KEY = "sk-readme-test"
+ADMIN_KEY = "sk-readme-admin"
 RUNNABLE = {"bash", "python"}
 DATA = {"json", "toml", "text"}
 FENCE = re.compile(r"^```(.*)$")
@@ -183,7 +185,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     assert text.count("port = 8080") == 1
     (cwd / "modelrouter.toml").write_text(text.replace("port = 8080", f"port = {port}"))
     bin_dir = command_shim(cwd / "bin")
-    env = child_env(MODELROUTER_API_KEY=KEY)
+    env = child_env(MODELROUTER_API_KEY=KEY, MODELROUTER_ADMIN_KEY=ADMIN_KEY)
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     env.pop("MODELROUTER_CONFIG", None)
     server_env = dict(env, MODELROUTER_SERVER__API_KEYS=json.dumps([KEY]))

@@ -11,18 +11,24 @@ from starlette.responses import Response
 
 from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
 from modelrouter.frontdoor import Call, FrontDoor, new_request_id
+from modelrouter.recording import parse_tags
 from providers.base import InvalidBody, decode_object
 from providers.http import HOPS_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
+TAGS_HEADER = "x-modelrouter-tags"
+"""Tags for the call log: ``x-modelrouter-tags: a,b``."""
+
+
+def client_request_id(request: Request) -> str | None:
+    """The client's ``x-request-id``, if it sent a sane one."""
+    rid = request.headers.get("x-request-id")
+    return rid if rid and len(rid) <= 128 and rid.isprintable() else None
 
 
 def request_id(request: Request) -> str:
     """The client's ``x-request-id`` if it sent a sane one, else a new id."""
-    rid = request.headers.get("x-request-id")
-    if rid and len(rid) <= 128 and rid.isprintable():
-        return rid
-    return new_request_id()
+    return client_request_id(request) or new_request_id()
 
 
 def bearer(request: Request) -> str | None:
@@ -40,14 +46,18 @@ def hops_of(request: Request) -> int:
 
 def call_of(request: Request, door: FrontDoor) -> Call:
     """Who is calling over HTTP, as the front door needs to know it."""
+    own = new_request_id()
+    headers = request.headers
     return Call(
         surface="http",
-        request_id=request_id(request),
+        request_id=client_request_id(request) or own,
+        record_id=own,
         started=door.now(),
         credential=bearer(request),
-        models_header=request.headers.get("x-modelrouter-models"),
+        models_header=headers.get("x-modelrouter-models"),
         hops=hops_of(request),
         endpoint=request.scope["path"],
+        tags=parse_tags(headers.get(TAGS_HEADER)),
     )
 
 

@@ -115,9 +115,17 @@ def parse_completion(raw: bytes) -> tuple[str, str | None, Usage | None]:
     )
 
 
-async def run_chat(door: FrontDoor, body: dict[str, Any], ctx: ProgressSink | None) -> ChatResult:
+async def run_chat(
+    door: FrontDoor, body: dict[str, Any], ctx: ProgressSink | None, *, tool: str = "chat"
+) -> ChatResult:
     """Run one chat through the front door; raise :class:`RouterError` on failure."""
-    call = Call(surface="mcp", request_id=new_request_id(), started=door.now(), credential=token())
+    call = Call(
+        surface="mcp",
+        request_id=new_request_id(),
+        started=door.now(),
+        credential=token(),
+        endpoint=tool,
+    )
     reporter = ProgressReporter(ctx) if ctx is not None else None
     try:
         result = await door.complete(call, body, reporter)
@@ -148,7 +156,7 @@ async def compare_one(door: FrontDoor, name: str, body: dict[str, Any]) -> Compa
     """Ask one model (no fallback); a failure becomes the answer's ``error``."""
     t0 = door.now()
     try:
-        result = await run_chat(door, {**body, "model": name}, None)
+        result = await run_chat(door, {**body, "model": name}, None, tool="compare")
     except RouterError as err:
         ms = round((door.now() - t0) * 1000, 2)
         return CompareAnswer(

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from modelrouter.config import ConfigError
+from modelrouter.store.record import CallRecord
 from providers.simulated import word_vector
 from tests.fakes.anthropic_upstream import KEY as ANTHROPIC_KEY
 from tests.fakes.embeddings import fake_vector
@@ -222,7 +223,7 @@ def test_token_ids_reach_an_openai_compatible_upstream(
 
 
 def test_usage_is_logged(embed_router: RunningRouter) -> None:
-    records: list[dict[str, Any]] = []
+    records: list[CallRecord] = []
     emit = embed_router.runtime.log.emit
     embed_router.runtime.log.emit = records.append  # type: ignore[method-assign]
     try:
@@ -231,10 +232,10 @@ def test_usage_is_logged(embed_router: RunningRouter) -> None:
     finally:
         embed_router.runtime.log.emit = emit  # type: ignore[method-assign]
     oai, gem = records
-    assert (oai["endpoint"], oai["model"], oai["status"]) == ("/v1/embeddings", "oai-embed", 200)
-    assert (oai["input_tokens"], oai["output_tokens"], oai["usage_estimated"]) == (4, 0, False)
+    assert (oai.endpoint, oai.model, oai.status) == ("/v1/embeddings", "oai-embed", 200)
+    assert (oai.input_tokens, oai.output_tokens, oai.usage_estimated) == (4, 0, False)
     # Gemini counts no tokens for embeddings: estimated from the input's text.
-    assert (gem["input_tokens"], gem["output_tokens"], gem["usage_estimated"]) == (2, 0, True)
+    assert (gem.input_tokens, gem.output_tokens, gem.usage_estimated) == (2, 0, True)
 
 
 def test_simulated_vectors_are_deterministic_and_similar_for_shared_words() -> None:

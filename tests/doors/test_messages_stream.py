@@ -17,6 +17,7 @@ import httpx2
 import orjson
 import pytest
 
+from modelrouter.store.record import CallRecord
 from tests.fakes.upstream import FakeUpstream, cut_stream, stream_error
 from tests.router import RunningRouter
 
@@ -138,7 +139,7 @@ def test_sdk_raises_on_a_stream_that_failed(
 
 @pytest.mark.parametrize("served", SERVED)
 def test_call_log_has_the_door_and_the_usage(router: RunningRouter, served: str) -> None:
-    records: list[dict[str, Any]] = []
+    records: list[CallRecord] = []
     emit = router.runtime.log.emit
     router.runtime.log.emit = records.append  # type: ignore[method-assign]
     try:
@@ -156,11 +157,11 @@ def test_call_log_has_the_door_and_the_usage(router: RunningRouter, served: str)
         router.runtime.log.emit = emit  # type: ignore[method-assign]
     whole, streamed = records
     for rec in records:
-        assert (rec["endpoint"], rec["model"], rec["status"]) == ("/v1/messages", served, 200)
-    assert streamed["stream"] is True
-    assert (streamed["input_tokens"], streamed["output_tokens"]) == (
+        assert (rec.endpoint, rec.model, rec.status) == ("/v1/messages", served, 200)
+    assert streamed.stream is True
+    assert (streamed.input_tokens, streamed.output_tokens) == (
         final.usage.input_tokens,
         final.usage.output_tokens,
     )
-    assert streamed["usage_estimated"] is False
-    assert whole["output_tokens"] > 0
+    assert streamed.usage_estimated is False
+    assert whole.output_tokens > 0

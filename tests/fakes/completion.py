@@ -46,7 +46,7 @@ class Completion:
     def _usage(self) -> dict[str, Any]:
         p, d = self.prompt_tokens, len(self.text.split())
         usage: dict[str, Any] = {"prompt_tokens": p, "completion_tokens": d, "total_tokens": p + d}
-        if self.up.cached_tokens:
+        if self.up.cached_tokens is not None:
             usage["prompt_tokens_details"] = {"cached_tokens": self.up.cached_tokens}
         return usage
 

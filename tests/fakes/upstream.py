@@ -123,15 +123,17 @@ class FakeUpstream:
         content: str | None = None,
         models: tuple[str, ...] = ("fake-model",),
         require_key: str | None = None,
+        cached_tokens: int | None = None,
     ) -> None:
         self.name = name
+        self.cached_tokens = cached_tokens
+        """Reported as ``usage.prompt_tokens_details.cached_tokens`` when set."""
         self.content = content if content is not None else f"hello from {name}"
         self.models = models
         self.require_key = require_key
         self.default: Behaviour = Ok()
         self.requests: list[RecordedRequest] = []
         self.usage: Literal["asked", "on_finish", "none"] = "asked"
-        self.cached_tokens = 0
         self.sent: list[bytes] = []
         """The events of the last streamed answer, as written."""
         self.calls = 0

@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import pytest
 
+from modelrouter.store.record import CallRecord
 from tests.fakes.anthropic_upstream import KEY as ANTHROPIC_KEY
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gemini_upstream import KEY as GEMINI_KEY
@@ -55,15 +56,15 @@ def router(vendors: dict[str, FakeUpstream]) -> Iterator[RunningRouter]:
 
 
 @pytest.fixture
-def records(router: RunningRouter) -> Iterator[list[dict[str, Any]]]:
-    out: list[dict[str, Any]] = []
+def records(router: RunningRouter) -> Iterator[list[CallRecord]]:
+    out: list[CallRecord] = []
     emit = router.runtime.log.emit
     router.runtime.log.emit = out.append  # type: ignore[method-assign]
     yield out
     router.runtime.log.emit = emit  # type: ignore[method-assign]
 
 
-def one(records: list[dict[str, Any]]) -> dict[str, Any]:
+def one(records: list[CallRecord]) -> CallRecord:
     deadline = time.monotonic() + 5
     while not records:
         assert time.monotonic() < deadline, "no access-log record"
@@ -86,7 +87,7 @@ def cache_reads(model: str, anthropic_up: FakeAnthropic, gemini_up: FakeGemini, 
 @pytest.mark.parametrize("asked", [False, True])
 def test_stream_usage_and_cached_tokens_reach_the_record(
     router: RunningRouter,
-    records: list[dict[str, Any]],
+    records: list[CallRecord],
     anthropic_up: FakeAnthropic,
     gemini_up: FakeGemini,
     model: str,
@@ -100,25 +101,25 @@ def test_stream_usage_and_cached_tokens_reach_the_record(
     assert len(usage_chunks) == (1 if asked else 0)
     assert all(c.usage is None for c in chunks if c.choices)
     rec = one(records)
-    assert rec["cached_tokens"] == 2 and rec["output_tokens"] > 0
-    assert rec["usage_estimated"] is False and rec["price_unknown"] is False
+    assert rec.cached_tokens == 2 and rec.output_tokens > 0
+    assert rec.usage_estimated is False and rec.price_unknown is False
     if asked:
         usage = usage_chunks[0].usage
         assert usage is not None and usage.prompt_tokens_details is not None
         assert usage.prompt_tokens_details.cached_tokens == 2
-        assert (rec["input_tokens"], rec["output_tokens"]) == (
+        assert (rec.input_tokens, rec.output_tokens) == (
             usage.prompt_tokens,
             usage.completion_tokens,
         )
-    uncached = rec["input_tokens"] - 2
-    want = (uncached * 3.0 + 2 * 0.3 + rec["output_tokens"] * 15.0) / 1e6
-    assert rec["cost_usd"] == pytest.approx(want)
+    uncached = rec.input_tokens - 2
+    want = (uncached * 3.0 + 2 * 0.3 + rec.output_tokens * 15.0) / 1e6
+    assert rec.cost_usd == pytest.approx(want)
 
 
 @pytest.mark.parametrize("model", ["claude", "gemini"])
 def test_non_stream_cached_tokens_reach_the_record(
     router: RunningRouter,
-    records: list[dict[str, Any]],
+    records: list[CallRecord],
     anthropic_up: FakeAnthropic,
     gemini_up: FakeGemini,
     model: str,
@@ -129,7 +130,7 @@ def test_non_stream_cached_tokens_reach_the_record(
     assert done.usage is not None and done.usage.prompt_tokens_details is not None
     assert done.usage.prompt_tokens_details.cached_tokens == 2
     rec = one(records)
-    assert (rec["input_tokens"], rec["output_tokens"], rec["cached_tokens"]) == (
+    assert (rec.input_tokens, rec.output_tokens, rec.cached_tokens) == (
         done.usage.prompt_tokens,
         done.usage.completion_tokens,
         2,

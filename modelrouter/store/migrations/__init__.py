@@ -1,0 +1,1 @@
+"""Alembic migrations of the store (run by :mod:`modelrouter.store.migrate`, not by an ini file)."""

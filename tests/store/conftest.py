@@ -1,0 +1,28 @@
+"""Store fixtures: each store test runs on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.store.helpers import upgrade
+from tests.store.services import require_pg, reset_pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty store of each engine (no schema yet)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.db'}"
+    url = require_pg()
+    asyncio.run(reset_pg(url))
+    return url
+
+
+@pytest.fixture
+def store_url(empty_store: str) -> str:
+    """The URL of an empty store of each engine, at the current schema."""
+    upgrade(empty_store)
+    return empty_store

@@ -1,0 +1,64 @@
+"""The PostgreSQL the store tests use: 127.0.0.1:5432, trust auth, database ``test``.
+
+Tests that need it skip, saying why, when it does not answer, unless
+``MODELROUTER_REQUIRE_SERVICES=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+
+import asyncpg
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_USERS = ("root", "postgres")
+TEST_DB = "modelrouter_test"
+"""Created on first use in the server's ``test`` database's cluster; tables are dropped
+between tests, so nothing outside it is touched."""
+
+
+@functools.cache
+def _find_pg() -> tuple[str | None, str]:
+    async def probe(user: str) -> None:
+        conn = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=user, database="test", timeout=3
+        )
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DB)
+            if not exists:
+                await conn.execute(f"CREATE DATABASE {TEST_DB}")
+        finally:
+            await conn.close()
+
+    errors = []
+    for user in PG_USERS:
+        try:
+            asyncio.run(probe(user))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+            errors.append(f"{user}: {type(err).__name__}: {err}")
+            continue
+        return f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{TEST_DB}", ""
+    return None, "; ".join(errors)
+
+
+def require_pg() -> str:
+    """The test database's URL; skip (or, in CI, fail) when PostgreSQL does not answer."""
+    url, why = _find_pg()
+    if url is None:
+        reason = f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer ({why})"
+        if os.environ.get("MODELROUTER_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + " and MODELROUTER_REQUIRE_SERVICES=1")
+        pytest.skip(reason)
+    return url
+
+
+async def reset_pg(url: str) -> None:
+    """Drop the store's tables: every test starts from an empty database."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS calls, usage_rollup, alembic_version CASCADE")
+    finally:
+        await conn.close()
