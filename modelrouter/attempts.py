@@ -9,22 +9,36 @@ router's logs.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from modelrouter.errors import Attempt, RouterError
 from modelrouter.registry import ModelEntry, Plan
 from providers.base import Failure, ProviderError
+from providers.sse import sse_event
 
 __all__ = [
     "LOOP_DETECTED",
     "Attempt",
+    "Observer",
     "client_error",
     "exhausted",
     "internal_error",
     "loop_detected",
     "retry_after_header",
     "skipped_attempts",
+    "stream_error_event",
+    "stream_failure",
 ]
+
+
+class Observer(Protocol):
+    """Hears about attempts as they happen (MCP progress notifications)."""
+
+    async def attempt_started(self, model: str, number: int) -> None:
+        """An attempt on ``model`` is about to start."""
+
+    async def attempt_failed(self, attempt: Attempt) -> None:
+        """An attempt failed; the dispatcher moves on if it can."""
 
 
 LOOP_DETECTED = 508
@@ -129,3 +143,21 @@ def exhausted(plan: Plan, attempts: list[Attempt], *, deadline_hit: bool) -> Rou
 def retry_after_header(seconds: float) -> dict[str, str]:
     """A ``Retry-After`` header in whole seconds, rounded up."""
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def stream_failure(message: str, entry: ModelEntry) -> str:
+    """What the client is told of a stream that failed after its first event."""
+    return f"upstream stream from {entry.name!r} failed: {message}"
+
+
+def stream_error_event(message: str, entry: ModelEntry) -> bytes:
+    """The SSE event that ends a stream which failed after its first event."""
+    payload = {
+        "error": {
+            "message": stream_failure(message, entry),
+            "type": "upstream_error",
+            "param": None,
+            "code": "stream_interrupted",
+        }
+    }
+    return sse_event(payload)

@@ -20,9 +20,18 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-from modelrouter.attempts import Attempt, client_error, exhausted, internal_error, skipped_attempts
+from modelrouter.attempts import (
+    Attempt,
+    Observer,
+    client_error,
+    exhausted,
+    internal_error,
+    skipped_attempts,
+    stream_error_event,
+    stream_failure,
+)
 from modelrouter.health import HealthTracker
 from modelrouter.policy import Again, rule
 from modelrouter.redact import Redactor
@@ -32,23 +41,13 @@ from modelrouter.settings import RouterSettings
 from modelrouter.usage import UsageTap, completion_usage
 from providers.base import ChatRequest, Completion, Failure, InvalidBody, ProviderError
 from providers.embeddings import Embedder, EmbedRequest
-from providers.sse import StreamShape, sse_event
+from providers.sse import StreamShape
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 CLIENT_GONE = "client disconnected"
 SHUTDOWN_CUT = "cut by the server (shutdown)"
-
-
-class Observer(Protocol):
-    """Hears about attempts as they happen (MCP progress notifications)."""
-
-    async def attempt_started(self, model: str, number: int) -> None:
-        """An attempt on ``model`` is about to start."""
-
-    async def attempt_failed(self, attempt: Attempt) -> None:
-        """An attempt failed; the dispatcher moves on if it can."""
 
 
 @dataclass(slots=True)
@@ -392,21 +391,3 @@ async def _aclose(agen: AsyncIterator[bytes]) -> None:
             await aclose()
         except Exception:
             pass
-
-
-def stream_failure(message: str, entry: ModelEntry) -> str:
-    """What the client is told of a stream that failed after its first event."""
-    return f"upstream stream from {entry.name!r} failed: {message}"
-
-
-def stream_error_event(message: str, entry: ModelEntry) -> bytes:
-    """The SSE event that ends a stream which failed after its first event."""
-    payload = {
-        "error": {
-            "message": stream_failure(message, entry),
-            "type": "upstream_error",
-            "param": None,
-            "code": "stream_interrupted",
-        }
-    }
-    return sse_event(payload)

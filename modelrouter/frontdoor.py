@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrouter import reports
-from modelrouter.attempts import Attempt, loop_detected
-from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Observer, Outcome
+from modelrouter.attempts import Attempt, Observer, loop_detected
+from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Outcome
 from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.prompts import prompt_chat_body
 from modelrouter.recording import Call as Call

@@ -32,7 +32,7 @@ def _why(a: Attempt) -> str:
 
 
 class ProgressReporter:
-    """An :class:`~modelrouter.dispatch.Observer` that turns attempts into progress.
+    """An :class:`~modelrouter.attempts.Observer` that turns attempts into progress.
 
     Messages read ``trying X``, ``X failed: 503; falling back to Y`` (or ``retrying
     X``), then ``X answered`` or ``X failed: 503; no model left``. Sending is a no-op
