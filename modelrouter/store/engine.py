@@ -15,6 +15,7 @@ read lock.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,26 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: every later statement waits for another process's lock instead of failing.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # WAL: readers never block the writer nor it them, and several processes share
     # the file. synchronous=NORMAL is durable across process crashes (a power cut may
     # lose the last transactions, which the spool does not cover either).
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _set_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    # Switching a fresh file to WAL needs it to itself, and SQLite may answer "locked"
+    # at once, without its busy handler, while other processes open it at the same
+    # moment (workers starting together): try again for up to the busy timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
