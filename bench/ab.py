@@ -23,15 +23,22 @@ from bench.procs import Procs, free_port, wait_http, wait_port
 from bench.router import RouterSpec, config_toml
 
 
-def _serve(procs: Procs, workdir: Path, name: str, checkout: Path, upstream: int) -> int:
+def _serve(
+    procs: Procs, workdir: Path, name: str, checkout: Path, upstream: int, store: str
+) -> int:
     spec = RouterSpec(
         name=name,
         providers={"up": f"http://127.0.0.1:{upstream}/v1"},
         models={"m": "up"},
         routes={"default": ["m"]},
+        store=store,
     )
+    text = config_toml(spec)
+    if not (checkout / "modelrouter" / "store").is_dir():
+        # A checkout from before the store knows no [store] table (and refuses one).
+        text = text.split("\n[store]\n", 1)[0] + "\n"
     cfg = workdir / f"{name}.toml"
-    cfg.write_text(config_toml(spec))
+    cfg.write_text(text)
     port = free_port()
     argv = [sys.executable, "-m", "modelrouter.cli", "serve", "--config", str(cfg)]
     argv += ["--port", str(port)]
@@ -51,6 +58,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--conns", type=int, default=16)
+    ap.add_argument(
+        "--store",
+        default="none",
+        help='[store] url for checkouts that have a store ("" = each its own SQLite file)',
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mr-ab-") as tmp:
         workdir = Path(tmp)
@@ -68,8 +80,8 @@ def main() -> None:
                 )
                 wait_port(upstream, 30)
             ports = {
-                "old": _serve(procs, workdir, "old", args.old.resolve(), upstream),
-                "new": _serve(procs, workdir, "new", args.new.resolve(), upstream),
+                "old": _serve(procs, workdir, "old", args.old.resolve(), upstream, args.store),
+                "new": _serve(procs, workdir, "new", args.new.resolve(), upstream, args.store),
             }
             driver = pick(False, workdir)
             body = workdir / "body.json"
