@@ -36,8 +36,11 @@ from modelrouter.store.spool import Spool
 
 log = logging.getLogger("modelrouter.store")
 
-FLUSH_S = 0.05
-"""How long records gather before a batch (a write per request would cost far more)."""
+FLUSH_S = 0.2
+"""How long records gather before a batch. Bigger batches cost less per record (each
+commit rewrites every index's last pages): measured with the SQLite store at about
+8k requests/s, the router spent 146, 135 and 128 us of CPU a request flushing every 50,
+200 and 500 ms (108 with no store). 200 ms keeps records visible within a moment."""
 BATCH_MAX = 2000
 """Most records in one transaction."""
 HIGH_WATER = 10 * BATCH_MAX
