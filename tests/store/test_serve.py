@@ -109,7 +109,12 @@ def test_sigterm_under_load_loses_no_record(engine: str, tmp_path: Path) -> None
     stored = {row["id"] for row in sql(url, "SELECT id FROM calls")}
     assert len(load.answered) >= 300
     missing = set(load.answered) - stored
-    assert not missing, f"{len(missing)} answered requests have no record"
+    log = (tmp_path / "serve.log").read_text().splitlines()
+    notes = [line for line in log if not line.startswith("{")]
+    lines = len(log) - len(notes)
+    assert not missing, (
+        f"{len(missing)} of {len(load.answered)} have no record; {lines} log lines; {notes}"
+    )
     assert set(load.answered.values()) <= {200, CUT}
     # Written straight to the store, not left in the spool.
     assert not list((tmp_path / "spool").glob("*.jsonl"))
