@@ -123,12 +123,12 @@ class Writer:
             self._next_scan = now + ORPHAN_SCAN_S
             await self._adopt()
         if self.state == OK and not self.spool.pending and len(self.queue) <= HIGH_WATER:
-            batch = self._take(BATCH_MAX)
-            if batch:
+            while self.queue:  # everything gathered, a transaction per BATCH_MAX
+                batch = self._take(BATCH_MAX)
                 rows = [row_of(r) for r in batch]
-                if await self._store(rows, dedupe=False):
+                if not await self._store(rows, dedupe=False):
+                    await self._spool(batch, rows)
                     return
-                await self._spool(batch, rows)
             return
         while self.queue:
             batch = self._take(BATCH_MAX)
