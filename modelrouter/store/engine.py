@@ -2,10 +2,11 @@
 
 ``[store] url`` is ``sqlite:///PATH`` or ``postgresql://...`` (or ``"none"``). The
 drivers are async on both sides: aiosqlite for SQLite, asyncpg for PostgreSQL. asyncpg
-was chosen by measurement over psycopg 3 (``python -m bench.store drivers``): its
-binary COPY costs the router's process about 1.1-1.9 us of CPU per record against
-psycopg's 1.8-3.9 us, at 25,000-90,000 records/s for either, and the writer's CPU is
-what the request path pays for.
+was chosen by measurement over psycopg 3 (``python -m bench.store drivers``: COPY into
+the real ``calls`` table, 40,000 records in batches of 1,000, three rounds): asyncpg
+spent 1.46-1.59 us of the client process's CPU per record against psycopg's 2.75-3.50,
+at a similar 63,000-85,000 records/s for both. The writer's CPU is what the request
+path pays for, so the cheaper client wins.
 
 SQLite runs in WAL mode with a busy timeout, so several worker processes (``serve
 --workers N``) and the admin readers share one file; writers take the lock up front

@@ -31,6 +31,17 @@ from modelrouter.store.schema import calls, usage_rollup
 
 DEDUPE_CHUNK = 500
 """Ids per ``IN (...)`` lookup when replaying (well under every engine's limit)."""
+CALLS_CHUNK = 1000
+ROLLUP_CHUNK = 500
+"""Rows per multi-row INSERT on SQLite: 29 000 and 25 500 parameters, under SQLite's
+default limit of 32 766 variables."""
+
+
+def _multi_row(sql: str, n: int) -> str:
+    """A compiled one-row ``INSERT ... VALUES (?, ...) [tail]`` made to insert ``n`` rows."""
+    head, values, rest = sql.partition(" VALUES ")
+    end = rest.index(")") + 1  # the placeholders hold no parenthesis
+    return head + values + ", ".join([rest[:end]] * n) + rest[end:]
 
 
 class BadRows(Exception):
@@ -106,7 +117,7 @@ class Sink:
                 if rows:
                     # Roll-ups first: on PostgreSQL this statement opens the transaction
                     # that the COPY below joins.
-                    await conn.exec_driver_sql(self._upsert, rollup_rows(rows))
+                    await self._many(conn, self._upsert, rollup_rows(rows), ROLLUP_CHUNK)
                     await self._insert(conn, rows)
         except BaseException as err:
             await self.drop()
@@ -128,14 +139,32 @@ class Sink:
         return list(unique.values())
 
     async def _insert(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        values = list(rows)
         if self.dialect == "postgresql":
             raw = await conn.get_raw_connection()
             pg: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
             assert pg.is_in_transaction()  # COPY must be part of the batch's transaction
-            await pg.copy_records_to_table("calls", records=values, columns=list(COLUMNS))
+            await pg.copy_records_to_table("calls", records=list(rows), columns=list(COLUMNS))
         else:
-            await conn.exec_driver_sql(self._insert_sql, values)
+            await self._many(conn, self._insert_sql, rows, CALLS_CHUNK)
+
+    async def _many(
+        self, conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]], chunk: int
+    ) -> None:
+        """Run a one-row INSERT for many rows.
+
+        PostgreSQL: asyncpg's executemany (pipelined, on the event loop). SQLite: one
+        multi-row INSERT per ``chunk`` rows. ``executemany`` there steps once per row,
+        and the driver's thread takes the GIL back after every step: under load it
+        waits on the event loop's thread for each row, and the switching cost the
+        router a third of its throughput where one statement costs a tenth.
+        """
+        if self.dialect == "postgresql":
+            await conn.exec_driver_sql(sql, list(rows))
+            return
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            values = tuple(v for row in part for v in row)
+            await conn.exec_driver_sql(_multi_row(sql, len(part)), values)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:

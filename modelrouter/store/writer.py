@@ -36,8 +36,11 @@ from modelrouter.store.spool import Spool
 
 log = logging.getLogger("modelrouter.store")
 
-FLUSH_S = 0.05
-"""How long records gather before a batch (a write per request would cost far more)."""
+FLUSH_S = 0.2
+"""How long records gather before a batch. Bigger batches cost less per record (each
+commit rewrites every index's last pages): measured with the SQLite store at about
+8k requests/s, the router spent 146, 135 and 128 us of CPU a request flushing every 50,
+200 and 500 ms (108 with no store). 200 ms keeps records visible within a moment."""
 BATCH_MAX = 2000
 """Most records in one transaction."""
 HIGH_WATER = 10 * BATCH_MAX
@@ -120,12 +123,12 @@ class Writer:
             self._next_scan = now + ORPHAN_SCAN_S
             await self._adopt()
         if self.state == OK and not self.spool.pending and len(self.queue) <= HIGH_WATER:
-            batch = self._take(BATCH_MAX)
-            if batch:
+            while self.queue:  # everything gathered, a transaction per BATCH_MAX
+                batch = self._take(BATCH_MAX)
                 rows = [row_of(r) for r in batch]
-                if await self._store(rows, dedupe=False):
+                if not await self._store(rows, dedupe=False):
+                    await self._spool(batch, rows)
                     return
-                await self._spool(batch, rows)
             return
         while self.queue:
             batch = self._take(BATCH_MAX)

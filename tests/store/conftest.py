@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.store.helpers import upgrade
-from tests.store.services import require_pg, reset_pg
+from tests.store.services import drop_test_db, require_pg, reset_pg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_database() -> Iterator[None]:
+    """Drop this run's PostgreSQL database when the run ends."""
+    yield
+    drop_test_db()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,9 +15,11 @@ import pytest
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_USERS = ("root", "postgres")
-TEST_DB = "modelrouter_test"
-"""Created on first use in the server's ``test`` database's cluster; tables are dropped
-between tests, so nothing outside it is touched."""
+TEST_DB = f"modelrouter_test_{os.getpid()}"
+"""This test process's own database, created on first use and dropped at its end:
+test runs on one machine (several checkouts) never see each other's tables. Tables are
+dropped between tests; nothing outside this database is touched."""
+_PREFIX = "modelrouter_test_"
 
 
 @functools.cache
@@ -27,9 +29,13 @@ def _find_pg() -> tuple[str | None, str]:
             host=PG_HOST, port=PG_PORT, user=user, database="test", timeout=3
         )
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DB)
-            if not exists:
-                await conn.execute(f"CREATE DATABASE {TEST_DB}")
+            names = await conn.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1", _PREFIX + "%"
+            )
+            for (name,) in names:
+                if not _alive(name.removeprefix(_PREFIX)):
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # a run that died
+            await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
         finally:
             await conn.close()
 
@@ -42,6 +48,28 @@ def _find_pg() -> tuple[str | None, str]:
             continue
         return f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{TEST_DB}", ""
     return None, "; ".join(errors)
+
+
+def _alive(pid: str) -> bool:
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
+
+
+def drop_test_db() -> None:
+    """Drop this process's database, if it made one (at the end of the session)."""
+    if not _find_pg.cache_info().currsize:
+        return
+    url, _ = _find_pg()
+    if url is None:
+        return
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url.rsplit("/", 1)[0] + "/test", timeout=3)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def require_pg() -> str:

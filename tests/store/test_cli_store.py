@@ -39,7 +39,7 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env=child_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=30,
     )
 
 
@@ -146,7 +146,10 @@ def test_db_upgrade_and_a_server_refusing_an_old_postgres_schema(
     cfg = config(tmp_path, empty_store)
     upgrade(empty_store, "0001")
     if empty_store.startswith("postgresql"):
-        out = cli(cfg, "serve", "--port", str(free_port()))
+        try:
+            out = cli(cfg, "serve", "--port", str(free_port()))
+        except subprocess.TimeoutExpired as err:
+            pytest.fail(f"serve started on an old schema: {err.stderr!r}")
         assert out.returncode == 2
         assert "revision 0001" in out.stderr and "modelrouter db upgrade" in out.stderr
     out = cli(cfg, "db", "upgrade")
