@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelrouter.governance.directory import parse_expiry
 from modelrouter.settings import Settings
 from providers import KINDS, options_model_for
 from providers.base import ProviderOptions
@@ -150,6 +151,29 @@ def _check_references(s: Settings, problems: list[str]) -> None:
             problems.append(f"prompts.{name}.route: unknown route or model {prompt.route!r}")
         elif prompt.route is not None and _mode_of(prompt.route, s) == "embedding":
             problems.append(f"prompts.{name}.route: {prompt.route!r} serves embeddings, not chat")
+    _check_keys(s, problems)
+
+
+def _check_keys(s: Settings, problems: list[str]) -> None:
+    secrets: dict[str, str] = {}
+    for k in s.server.api_keys:
+        secrets.setdefault(k, "server.api_keys")
+    for name, key in s.keys.items():
+        path = f"keys.{name}"
+        if not key.key:
+            problems.append(f"{path}.key: is empty")
+        elif key.key in secrets:
+            # Never print the secret: name where else it is used.
+            problems.append(f"{path}.key: the same secret as {secrets[key.key]}")
+        else:
+            secrets[key.key] = path
+        if key.team is not None and key.team not in s.teams:
+            problems.append(f"{path}.team: unknown team {key.team!r}")
+        if key.expires_at is not None:
+            try:
+                parse_expiry(key.expires_at)
+            except ValueError:
+                problems.append(f"{path}.expires_at: not a date (2027-06-30) or ISO time")
 
 
 def _mode_of(name: str, s: Settings) -> str:

@@ -16,9 +16,9 @@ a failure is a :class:`~modelrouter.errors.RouterError`, already logged when rai
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,8 @@ from modelrouter import reports
 from modelrouter.attempts import Attempt, Observer, loop_detected
 from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Outcome
 from modelrouter.errors import RouterError, bad_request, unauthorized
+from modelrouter.governance.directory import KeyDirectory
+from modelrouter.governance.types import Identity
 from modelrouter.prompts import prompt_chat_body
 from modelrouter.recording import Call as Call
 from modelrouter.recording import make_record, stream_answer
@@ -105,27 +107,23 @@ class FrontDoor:
 
     def __init__(self, rt: Runtime, *, local: bool = False) -> None:
         self._rt = rt
-        # ``local``: the caller is whoever started this process (MCP over stdio); the
-        # keys guard network doors only.
-        self._keys = [] if local else [k.encode() for k in rt.settings.server.api_keys]
+        self.keys = KeyDirectory(rt.settings, local=local)
+        """Every accepted key (``local``: none needed, for MCP over stdio)."""
         self.now = rt.dispatcher.now
         """The clock every :class:`Call` is stamped with."""
 
     @property
     def open(self) -> bool:
         """Whether requests need no key (none is configured)."""
-        return not self._keys
+        return self.keys.open
+
+    def identify(self, credential: str | None) -> Identity | None:
+        """Who ``credential`` belongs to; ``None`` if it is not an accepted key."""
+        return self.keys.identify(credential, time.time())
 
     def authenticate(self, credential: str | None) -> bool:
-        """Whether ``credential`` is an accepted key (constant time; no keys: always)."""
-        if not self._keys:
-            return True
-        given = (credential or "").encode()
-        ok = False
-        for key in self._keys:
-            # Compare against every key, so timing says nothing about which one matched.
-            ok |= hmac.compare_digest(given, key)
-        return ok
+        """Whether ``credential`` is an accepted key (no keys configured: always)."""
+        return self.identify(credential) is not None
 
     def refuse(self, call: Call, err: RouterError) -> RouterError:
         """Log a request the surface refused before it reached the door; return ``err``."""
@@ -206,8 +204,10 @@ class FrontDoor:
 
     def admit(self, call: Call) -> None:
         """Raise unless the caller may come in: a known key, and not a routing loop."""
-        if not self.authenticate(call.credential):
+        identity = self.identify(call.credential)
+        if identity is None:
             raise unauthorized()
+        call.identity = identity
         if call.hops >= MAX_HOPS:
             raise loop_detected(call.hops)
 

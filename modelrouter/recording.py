@@ -17,6 +17,7 @@ import orjson
 
 from modelrouter.cost import cost_of
 from modelrouter.errors import Attempt
+from modelrouter.governance.types import UNRESTRICTED, Identity
 from modelrouter.registry import ModelEntry, Plan
 from modelrouter.store.record import CallRecord
 from providers.base import ChatRequest, InvalidBody
@@ -51,6 +52,8 @@ class Call:
     user: str | None = None
     """The request's ``user``, once the body is read."""
     request: ChatRequest | None = field(default=None, repr=False)
+    identity: Identity = UNRESTRICTED
+    """Who the key says the caller is (set when the front door admits the request)."""
 
     def note(self, request: ChatRequest) -> None:
         """Remember what the record needs from the request's body."""
@@ -110,6 +113,9 @@ def make_record(
         ts=time.time(),
         surface=call.surface,
         endpoint=call.endpoint,
+        key_id=call.identity.key_id,
+        key_name=call.identity.name,
+        team=call.identity.team,
         route=plan.route if plan is not None else None,
         requested_model=call.requested_model,
         model=entry.name if entry is not None else None,

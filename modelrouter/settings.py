@@ -178,6 +178,57 @@ STORE_SCHEMES = frozenset(
 """URL schemes ``store.url`` accepts."""
 
 
+Period = Literal["day", "week", "month", "total"]
+"""A budget period: a UTC calendar day, ISO week (from Monday), month, or all time."""
+
+
+class LimitSettings(_Section):
+    """What a team or a key may use (CONTRACT.md section 5); unset = no limit."""
+
+    models: list[str] | None = None
+    """Routes and models allowed (names or globs such as ``"gpt-*"``); absent = all."""
+    rpm: int | None = Field(None, ge=0)
+    """Requests per minute."""
+    tpm: int | None = Field(None, ge=0)
+    """Tokens (input + output) per minute."""
+    budget_usd: float | None = Field(None, ge=0)
+    """Spend cap per ``budget_period``."""
+    budget_period: Period = "month"
+
+
+class TeamSettings(LimitSettings):
+    """``[teams.NAME]``: limits shared by every key of the team."""
+
+
+class KeySettings(LimitSettings):
+    """``[keys.NAME]``: a key declared in the config (read-only at run time)."""
+
+    key: str
+    """The secret the caller sends as ``Authorization: Bearer``."""
+    team: str | None = None
+    expires_at: str | None = None
+    """A date (``2027-06-30``, the end of that UTC day) or an ISO UTC time."""
+    metadata: dict[str, Any] = {}
+
+
+class MetricsSettings(_Section):
+    """``[metrics]``: the Prometheus endpoint."""
+
+    require_key: bool = False
+    """``GET /metrics`` needs an admin key."""
+
+
+class ClusterSettings(_Section):
+    """``[cluster]``: state shared by replicas through Redis (CONTRACT.md section 8)."""
+
+    redis_url: str | None = None
+    """Absent: every process keeps its own state."""
+    on_redis_error: Literal["local", "deny"] = "local"
+    """While Redis is unreachable: serve on per-process state, or refuse limited keys."""
+    instance: str = ""
+    """This replica's name in ``/health``, logs and metrics; empty: ``host:port``."""
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -190,3 +241,7 @@ class Settings(_Section):
     routes: dict[str, RouteSettings] = {}
     prompts: dict[str, PromptSettings] = {}
     store: StoreSettings = StoreSettings()
+    teams: dict[str, TeamSettings] = {}
+    keys: dict[str, KeySettings] = {}
+    metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
