@@ -152,6 +152,17 @@ def _check_references(s: Settings, problems: list[str]) -> None:
         elif prompt.route is not None and _mode_of(prompt.route, s) == "embedding":
             problems.append(f"prompts.{name}.route: {prompt.route!r} serves embeddings, not chat")
     _check_keys(s, problems)
+    _check_cluster(s, problems)
+
+
+def _check_cluster(s: Settings, problems: list[str]) -> None:
+    """Replicas share one store: a SQLite file cannot be it."""
+    store = s.store.url.split(":", 1)[0].lower()
+    if s.cluster.redis_url and store.startswith("sqlite"):
+        problems.append(
+            "store.url: several replicas (cluster.redis_url is set) cannot share a SQLite "
+            'file; use a PostgreSQL store (postgresql://USER:PASSWORD@HOST:5432/DB) or "none"'
+        )
 
 
 def _check_keys(s: Settings, problems: list[str]) -> None:

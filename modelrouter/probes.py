@@ -37,6 +37,8 @@ class ProbeLoop:
         timeout_s: float,
         rng: random.Random,
         redact: Callable[[str], str] = str,
+        gate: Callable[[], bool] | None = None,
+        due_in: Callable[[str], float] | None = None,
     ) -> None:
         self._tracker = tracker
         self._redact = redact
@@ -46,6 +48,12 @@ class ProbeLoop:
         self._timeout_s = timeout_s
         self._rng = rng
         self._tasks: list[asyncio.Task[None]] = []
+        # Several replicas (modelrouter.cluster): ``gate`` says whether this process
+        # probes now (it holds the probe lease); ``due_in`` how long until a model's
+        # next probe is due by the last probe of any replica. None: always probe.
+        self._gate = gate
+        self._due_in = due_in
+        self._wakes: dict[str, asyncio.Event] = {}
 
     @property
     def running(self) -> bool:
@@ -58,6 +66,7 @@ class ProbeLoop:
             return
         for model in self._targets:
             self._tracker.add_model(model)
+            self._wakes[model] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._run(model), name=f"probe:{model}"))
 
     async def stop(self) -> None:
@@ -104,14 +113,38 @@ class ProbeLoop:
         tracker.record_success(model, loop.time() - started, probe=True)
         return True
 
+    def wake(self) -> None:
+        """Probe every model that is due now (this process just became the prober),
+        instead of at each task's own next turn."""
+        for event in self._wakes.values():
+            event.set()
+
     async def _run(self, model: str) -> None:
-        await asyncio.sleep(self._rng.uniform(0.0, self._interval_s))
+        await self._pause(model, self._rng.uniform(0.0, self._interval_s))
+        gate = self._gate
+        while True:
+            if gate is None or gate():
+                try:
+                    await self.probe_now(model)
+                except Exception:
+                    # probe_now records every probe failure itself; reaching this is a
+                    # bug, and it must not silently end this model's probing.
+                    log.exception("probe of %s crashed", model)
+            jitter = self._rng.uniform(-INTERVAL_JITTER, INTERVAL_JITTER)
+            await self._pause(model, self._interval_s * (1.0 + jitter))
+
+    async def _pause(self, model: str, seconds: float) -> None:
+        """Sleep ``seconds``; woken by :meth:`wake`, sleep until the model is due."""
+        if self._gate is None:
+            await asyncio.sleep(seconds)
+            return
+        event = self._wakes[model]
         while True:
             try:
-                await self.probe_now(model)
-            except Exception:
-                # probe_now records every probe failure itself; reaching this is a bug,
-                # and it must not silently end this model's probing.
-                log.exception("probe of %s crashed", model)
-            jitter = self._rng.uniform(-INTERVAL_JITTER, INTERVAL_JITTER)
-            await asyncio.sleep(self._interval_s * (1.0 + jitter))
+                await asyncio.wait_for(event.wait(), seconds)
+            except TimeoutError:
+                return
+            event.clear()
+            seconds = self._due_in(model) if self._due_in is not None else 0.0
+            if seconds <= 0:
+                return

@@ -108,8 +108,14 @@ class Registry:
     """Built once from the config; owns the providers and the health tracker."""
 
     def __init__(
-        self, config: LoadedConfig, *, health_clock: Callable[[], float] | None = None
+        self,
+        config: LoadedConfig,
+        *,
+        health_clock: Callable[[], float] | None = None,
+        tracker: HealthTracker | None = None,
     ) -> None:
+        """``tracker``: the health tracker to use (a replica's shares its state);
+        default a per-process one on ``health_clock``."""
         s = config.settings
         self.settings = s
         self.providers: dict[str, Provider] = {
@@ -129,7 +135,9 @@ class Registry:
         self.strategies = {n: r.strategy for n, r in s.routes.items()}
         self.weights = {n: m.weight for n, m in s.models.items()}
         clock = {"clock": health_clock} if health_clock is not None else {}
-        self.tracker = HealthTracker(s.health, self.models, **clock)
+        if tracker is None:
+            tracker = HealthTracker(s.health, self.models, **clock)
+        self.tracker = tracker
         self.rng = random.Random()
         self._probing = s.health.probe != "none"
         # Capability checks only cost time when some model has a limit (its own, the

@@ -92,15 +92,28 @@ def health_report(rt: Runtime) -> dict[str, Any]:
         }
     return {
         "status": "ok" if is_ready(rt) else "degraded",
+        "instance": rt.instance,
+        "cluster": cluster_report(rt),
         "models": models,
         "routes": routes,
         "store": rt.calls.health(),
     }
 
 
+LOCAL_ONLY = {"redis": "off", "mode": "local"}
+"""``cluster`` in ``/health`` without ``cluster.redis_url``."""
+
+
+def cluster_report(rt: Runtime) -> dict[str, Any]:
+    """``{redis, mode, ...}``: whether this replica shares state through Redis now."""
+    return dict(LOCAL_ONLY) if rt.cluster is None else rt.cluster.report()
+
+
 HIDDEN = "hidden: send an API key to see error details"
 STORE_DETAILS = frozenset({"url", "spool_dir", "spool_error", "last_error"})
 """Store details that name hosts and paths: for callers with a key only."""
+CLUSTER_DETAILS = frozenset({"last_error", "prefix"})
+"""Cluster details that name hosts: for callers with a key only."""
 
 
 def public_view(report: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +131,8 @@ def public_view(report: dict[str, Any]) -> dict[str, Any]:
             snap["last_probe"] = {**snap["last_probe"], "error": HIDDEN}
         models[name] = snap
     store = {k: v for k, v in report["store"].items() if k not in STORE_DETAILS}
-    return {**report, "models": models, "store": store}
+    cluster = {k: v for k, v in report["cluster"].items() if k not in CLUSTER_DETAILS}
+    return {**report, "models": models, "store": store, "cluster": cluster}
 
 
 def is_ready(rt: Runtime) -> bool:

@@ -11,8 +11,9 @@ import asyncio
 import random
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from modelrouter.cluster.instance import instance_name
 from modelrouter.config import LoadedConfig
 from modelrouter.dispatch import Dispatcher
 from modelrouter.errors import bad_request
@@ -25,6 +26,9 @@ from modelrouter.store.calllog import CallLog
 from modelrouter.store.record import CallRecord
 from providers.base import ChatRequest, InvalidBody, Native, ProviderError
 from providers.embeddings import Embedder, EmbedRequest, parse_embed
+
+if TYPE_CHECKING:
+    from modelrouter.cluster.node import Cluster
 
 
 class Runtime:
@@ -39,13 +43,29 @@ class Runtime:
     ) -> None:
         self.config = config
         self.settings = config.settings
+        s = self.settings
+        self.instance = instance_name(s.cluster, s.server)
+        """This replica's name (``cluster.instance``, else ``host:port``): ``/health``,
+        the logs, metrics labels."""
+        self.cluster: Cluster | None = None
+        """Membership of a cluster of replicas; ``None`` without ``cluster.redis_url``."""
         # Health runs on an injectable clock (open_s, cooldowns, slow start), so tests
         # move time instead of sleeping.
-        self.registry = Registry(config, health_clock=health_clock)
+        tracker = None
+        if s.cluster.redis_url:
+            # Imported only here: a lone router never loads the Redis client.
+            from modelrouter.cluster.node import Cluster
+            from modelrouter.cluster.tracker import ClusterTracker
+
+            clock = {"clock": health_clock} if health_clock is not None else {}
+            tracker = ClusterTracker(s.health, s.models, **clock)
+            self.cluster = Cluster(s.cluster, s.health, tracker, instance=self.instance)
+        self.registry = Registry(config, health_clock=health_clock, tracker=tracker)
         self.tracker: HealthTracker = self.registry.tracker
         self.redactor = Redactor(config_secrets(config))
         self.dispatcher = Dispatcher(self.settings.router, self.tracker, redactor=self.redactor)
-        self.log = log or AccessLog()
+        named = self.cluster is not None or bool(s.cluster.instance.strip())
+        self.log = log or AccessLog(instance=self.instance if named else None)
         self.calls = CallLog(self.settings.store, config.directory, redact=self.redactor.text)
         self.probes: ProbeLoop | None = None
         self.log_bodies = self.settings.server.log_bodies
@@ -63,6 +83,7 @@ class Runtime:
         await self.registry.start()
         self.log.start()
         h = self.settings.health
+        cluster = self.cluster
         if h.probe != "none" and self.registry.models:
             targets = {
                 name: self._redacted(self._probe_of(entry, h.timeout_s, h.probe))
@@ -75,7 +96,16 @@ class Runtime:
                 timeout_s=h.timeout_s,
                 rng=random.Random(),
                 redact=self.redactor.text,
+                gate=cluster.may_probe if cluster is not None else None,
+                due_in=cluster.tracker.probe_due_in if cluster is not None else None,
             )
+            if cluster is not None:
+                cluster.on_lease_gained(self.probes.wake)
+        if cluster is not None:
+            # Before the probes: a replica joining a running cluster reads the shared
+            # health first, and probes only if it is the one to.
+            await cluster.start()
+        if self.probes is not None:
             await self.probes.start()
 
     @staticmethod
@@ -108,6 +138,10 @@ class Runtime:
         if self.probes is not None:
             await self.probes.stop()
             self.probes = None
+        if self.cluster is not None:
+            # After the probes (their last results go out), before the pools close:
+            # the lease is given back and the outbox sent.
+            await self.cluster.stop()
         await self.registry.aclose()
         await self.calls.aclose()
         self.log.stop()

@@ -227,6 +227,28 @@ class ClusterSettings(_Section):
     """While Redis is unreachable: serve on per-process state, or refuse limited keys."""
     instance: str = ""
     """This replica's name in ``/health``, logs and metrics; empty: ``host:port``."""
+    namespace: str = ""
+    """Keys and channels live under ``modelrouter:v1:NAMESPACE:``: routers that share a
+    Redis but must not share state (staging and production) take different ones."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        # The message never repeats the value: a Redis URL may hold a password.
+        if url is not None and not url.strip():
+            return None
+        if url is not None and url.split(":", 1)[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "must be redis://[:PASSWORD@]HOST:PORT/DB, rediss://... or unix://PATH"
+            )
+        return url
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "-_." for c in value):
+            raise ValueError("letters, digits, '-', '_' and '.' only")
+        return value
 
 
 class Settings(_Section):
