@@ -204,13 +204,18 @@ class RedisLink:
         restarted = self._run_id is not None and run_id != self._run_id
         self._run_id = run_id
         joined = self.state is not LinkState.OK or restarted
-        if restarted:
+        if restarted and self.state is LinkState.OK:
             log.warning(
                 "cluster [%s]: redis at %s restarted; rejoining", self.instance, self.target
             )
         self._set(LinkState.OK)
         if joined:
             self.epoch += 1
+            if self.epoch > 1:
+                # Idle pooled connections may be to the Redis that went away: drop them
+                # rather than fail one call each (connections in use finish first).
+                for client in (self.hot, self.bg):
+                    await client.connection_pool.disconnect(inuse_connections=False)
             for callback in self._on_join:
                 self._spawn(callback())
 
