@@ -29,6 +29,7 @@ import orjson
 from modelrouter.health import Breaker, HealthTracker, _State
 from modelrouter.policy import Health, rule
 from modelrouter.settings import HealthSettings
+from modelrouter.stats import ewma
 from providers.base import Failure
 
 MESSAGE_MAX = 300
@@ -104,6 +105,8 @@ class ClusterTracker(HealthTracker):
         """How long a state outlives its own end in Redis: past an open breaker's end a
         probe (at most an interval away) decides; a late joiner must still see it."""
         self._breaker_at: dict[str, int] = {}
+        self._opened_here: dict[str, float] = {}
+        """When each model's breaker last opened in this process (own clock)."""
 
     def attach(self, shared_now: Callable[[], float], token: str, instance: str) -> None:
         """Use ``shared_now`` as the shared clock; name this process's events."""
@@ -132,9 +135,26 @@ class ClusterTracker(HealthTracker):
     def record_success(
         self, model: str, latency_s: float, ttft_s: float | None = None, *, probe: bool = False
     ) -> None:
-        """As :meth:`HealthTracker.record_success`, then count and publish."""
+        """As :meth:`HealthTracker.record_success`, then count and publish.
+
+        One difference: a success that began before the breaker opened here does not
+        close it. With several replicas, calls that started before an open arrived
+        from elsewhere are always in flight; their successes are old news and would
+        close, for everyone, a breaker that another replica opened a moment ago.
+        """
         st = self._get(model)
         was_closed = st.breaker is Breaker.CLOSED
+        if not was_closed and self._clock() - latency_s < self._opened_here.get(model, 0.0):
+            # Statistics as the base class keeps them, the breaker left as it is.
+            if probe:
+                st.last_probe = (True, self._clock(), None)
+            else:
+                st.requests += 1
+                st.ewma_latency = ewma(st.ewma_latency, latency_s)
+                if ttft_s is not None:
+                    st.ewma_ttft = ewma(st.ewma_ttft, ttft_s)
+                self.outbox.outcome(model, True)
+            return
         super().record_success(model, latency_s, ttft_s, probe=probe)
         if probe:
             self._probe_event(model, st)
@@ -169,6 +189,7 @@ class ClusterTracker(HealthTracker):
             self._emit(model, "cool", until, msg, until + self.grace_ms, ("cool", str(until)))
         reopened = breaker is not Breaker.OPEN or st.open_until != open_until
         if st.breaker is Breaker.OPEN and reopened:
+            self._opened_here[model] = self._clock()
             self._emit_breaker(model, st)
 
     def _emit(
@@ -270,6 +291,7 @@ class ClusterTracker(HealthTracker):
         cause = str(msg.get("cause") or "opened elsewhere")
         mis = str(msg.get("mis") or "") or None
         self._open(st, now, f"{cause}, on {by}" if by else cause, mis)
+        self._opened_here[str(msg["m"])] = now
         st.open_until = self.to_local(float(msg["until"]))
         if msg.get("since"):
             st.opened_at = self.to_local(float(msg["since"]))

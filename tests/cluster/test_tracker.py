@@ -203,3 +203,25 @@ def test_outbox_keeps_failures_since_the_last_success() -> None:
         box.outcome("m", ok)
     assert box.take() == ({"m": [1, 4, 2]}, [])
     assert box.take() == ({}, [])
+
+
+def test_a_call_in_flight_when_the_breaker_opened_does_not_close_it() -> None:
+    p = Pair()
+    p.advance(1)
+    fail(p.a, n=3)
+    p.deliver(p.a, p.b)
+    p.advance(0.5)
+    # B's call began 2 s ago, before B learned of the open: old news.
+    p.b.record_success("m", 2.0)
+    assert p.b.status("m").breaker is Breaker.OPEN
+    counts, events = p.b.outbox.take()
+    assert counts == {"m": [1, 0, 0]} and events == []
+    assert p.b.snapshot("m")["totals"]["requests"] == 1
+    p.a.record_success("m", 3.0, probe=True)  # a probe sent before the open, too
+    assert p.a.status("m").breaker is Breaker.OPEN
+    # A call that began after the open is evidence: it closes, here and everywhere.
+    p.advance(0.5)
+    p.b.record_success("m", 0.2)
+    assert p.b.status("m").breaker is Breaker.CLOSED
+    p.deliver(p.b, p.a)
+    assert p.a.status("m").breaker is Breaker.CLOSED
