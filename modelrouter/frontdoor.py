@@ -214,7 +214,11 @@ class FrontDoor:
     def health(self, *, detailed: bool) -> dict[str, Any]:
         """The health report; without ``detailed``, no upstream error text in it."""
         report = reports.health_report(self._rt)
-        return report if detailed else reports.public_view(report)
+        if detailed:
+            return report
+        # A name set in [cluster] instance is meant to be shown; host:port is not.
+        named = bool(self._rt.settings.cluster.instance.strip())
+        return reports.public_view(report, keep_instance=named)
 
     def ready(self) -> bool:
         """Whether every route has a model whose breaker is not open."""

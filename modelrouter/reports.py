@@ -116,11 +116,12 @@ CLUSTER_DETAILS = frozenset({"last_error", "prefix"})
 """Cluster details that name hosts: for callers with a key only."""
 
 
-def public_view(report: dict[str, Any]) -> dict[str, Any]:
+def public_view(report: dict[str, Any], *, keep_instance: bool = False) -> dict[str, Any]:
     """``report`` without upstream error text (which names upstream hosts).
 
     What an unauthenticated caller of ``/health`` sees when keys are configured:
-    states, breakers, ranks and latencies, but no messages.
+    states, breakers, ranks and latencies, but no messages; the replica's name only if
+    ``keep_instance`` (a default name is its host and port).
     """
     models = {}
     for name, snap in report["models"].items():
@@ -132,7 +133,8 @@ def public_view(report: dict[str, Any]) -> dict[str, Any]:
         models[name] = snap
     store = {k: v for k, v in report["store"].items() if k not in STORE_DETAILS}
     cluster = {k: v for k, v in report["cluster"].items() if k not in CLUSTER_DETAILS}
-    return {**report, "models": models, "store": store, "cluster": cluster}
+    instance = report["instance"] if keep_instance else "hidden: send an API key to see it"
+    return {**report, "instance": instance, "models": models, "store": store, "cluster": cluster}
 
 
 def is_ready(rt: Runtime) -> bool:
