@@ -63,6 +63,13 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(
             f"route {route} ({info.get('strategy')}, {ready}): " + " > ".join(info.get("order", []))
         )
+    cluster = report.get("cluster") or {}
+    if cluster.get("redis", "off") != "off":
+        probing = ", runs the probes" if cluster.get("prober") else ""
+        lines.append(
+            f"replica {report.get('instance')}: redis {cluster['redis']}, "
+            f"{cluster.get('mode')} state{probing}"
+        )
     return "\n".join(lines)
 
 

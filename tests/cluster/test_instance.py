@@ -102,3 +102,13 @@ def test_access_log_lines_start_with_the_replica_name(instance: str | None) -> N
         assert "instance" not in data
     else:
         assert data["instance"] == instance and line.startswith('{"instance":')
+
+
+def test_status_names_the_replica_and_its_redis() -> None:
+    from modelrouter.status import format_status
+
+    shared = {"redis": "ok", "mode": "shared", "prober": True}
+    text = format_status({"instance": "r1", "cluster": shared, "models": {}, "routes": {}})
+    assert text.splitlines()[-1] == "replica r1: redis ok, shared state, runs the probes"
+    alone = {"instance": "r1", "cluster": {"redis": "off", "mode": "local"}, "models": {}}
+    assert "replica" not in format_status(alone)
