@@ -201,8 +201,10 @@ def test_killing_the_prober_moves_the_probes_within_one_interval(
         wait_until(lambda: sum(cluster(r)["prober"] for r in rest) == 1, what="a new prober")
         print(f"first probe {gap * 1000:.0f} ms after the prober was killed")
         # The lease (ttl = interval / 2) expires, a survivor takes it within a sixth of an
-        # interval and probes what is due: within one interval of the kill.
-        assert gap <= interval, f"first probe {gap:.2f}s after the prober died"
+        # interval and probes each model when it is due (its last probe + interval, no
+        # later than one interval after the kill), so the cadence goes on. The slack is
+        # for scheduling on a busy machine (the probe's own HTTP round trip included).
+        assert gap <= interval + 0.15, f"first probe {gap:.2f}s after the prober died"
         start = time.monotonic()
         time.sleep(3 * interval)
         cadence = sum(1 for t in primary.probe_times if t >= start)

@@ -183,20 +183,21 @@ async def test_a_replica_that_joins_late_reads_the_state(redis_server: RedisServ
 async def test_one_replica_holds_the_probe_lease_and_hands_it_over(
     redis_server: RedisServer,
 ) -> None:
-    async with members(redis_server.url, probe="models", interval_s=0.6) as group:
+    async with members(redis_server.url, probe="models", interval_s=3) as group:
         trio = [await group.add(n) for n in "abc"]
         await eventually(lambda: sum(m.lease.held() for m in trio) == 1, what="one holder")
         for _ in range(20):  # and it stays one
             assert sum(m.lease.held() for m in trio) == 1
             await asyncio.sleep(0.03)
         holder = next(m for m in trio if m.lease.held())
-        assert holder.lease.ttl_s == pytest.approx(0.3)
+        assert holder.lease.ttl_s == pytest.approx(1.5)
         await holder.stop()
         group.all.remove(holder)
         rest = [m for m in trio if m is not holder]
-        # Given back on stop: taken within a renewal period (ttl / 3), not a whole ttl.
+        # Given back on stop: taken within a renewal period (ttl / 3 = 0.5 s), not left
+        # to expire (ttl = 1.5 s).
         took = await eventually(lambda: any(m.lease.held() for m in rest), what="a new holder")
-        assert took < 0.2
+        assert took < 1.0
 
 
 async def test_a_restarted_redis_gets_the_state_back(tmp_path: Path) -> None:
@@ -232,7 +233,7 @@ async def test_a_hung_redis_costs_a_request_at_most_the_hot_timeout(tmp_path: Pa
                 assert "Timeout" in type(err.value).__name__
             # The documented bound is 2 * HOT_TIMEOUT_S (connect, then read): never more
             # here than that plus scheduling slack on a busy machine.
-            assert max(waits) < 2 * HOT_TIMEOUT_S + 0.1
+            assert max(waits) < 2 * HOT_TIMEOUT_S + 0.25
             await eventually(lambda: link.state is LinkState.DOWN, 5, "down")
             server.resume()
             await eventually(lambda: link.ok, 5, "ok again")
