@@ -20,6 +20,7 @@ import logging
 import math
 
 import orjson
+from redis.exceptions import ResponseError
 
 from modelrouter.cluster.link import ERRORS, RedisLink
 from modelrouter.cluster.scripts import PUT, SIGNAL
@@ -87,6 +88,9 @@ class HealthSync:
             await asyncio.sleep(FLUSH_S)
             try:
                 await self.flush()
+            except ResponseError as err:
+                # Redis answered, and refused: a script error is a bug, never an outage.
+                log.error("cluster: redis refused a health update: %s", err)
             except ERRORS as err:
                 self._link.failed(err)
             except Exception:
