@@ -23,6 +23,7 @@ from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
 from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error, messages_handlers
+from modelrouter.api.metrics import metrics_handler
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.api.responses import responses_handler
@@ -30,6 +31,8 @@ from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
+from modelrouter.observe import workers
+from modelrouter.observe.exposition import Exposition
 from modelrouter.runtime import Runtime
 from modelrouter.settings import ServerSettings
 
@@ -90,14 +93,17 @@ def create_app(
     *,
     health_clock: Callable[[], float] | None = None,
     tune_process: bool = False,
+    metrics_dir: str | None = None,
 ) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan.
 
     ``tune_process`` is for the command that owns the process (``modelrouter serve``):
     glibc malloc settings, and the garbage collector told to leave everything built at
     start-up alone. Tests and applications embedding the app keep their own settings.
+    ``metrics_dir``: the directory the workers of one server share their metrics in
+    (:mod:`modelrouter.observe.workers`); ``None``: this process's own, in memory.
     """
-    rt = Runtime(config, health_clock=health_clock)
+    rt = Runtime(config, health_clock=health_clock, metrics_dir=metrics_dir)
     door = FrontDoor(rt)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
@@ -145,6 +151,8 @@ def create_app(
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
+    exposition = Exposition(rt.metrics, rt.tracker)
+    app.router.add_route("/metrics", metrics_handler(exposition, rt.settings), methods=["GET"])
     app.router.add_route("/v1/prompts/{name}", prompt_handler(door, max_body_mb), methods=["POST"])
     # The doors of other APIs (CONTRACT.md §9): modelrouter/api/messages.py and beside it.
     messages, count_tokens = messages_handlers(door, max_body_mb)
@@ -163,4 +171,4 @@ def create_app(
 def factory() -> RouterApp:
     """Entry point for ``uvicorn --factory`` and ``--workers``: config from the environment."""
     cfg = config_mod.load(os.environ.get("MODELROUTER_CONFIG") or None)
-    return create_app(cfg, tune_process=True)
+    return create_app(cfg, tune_process=True, metrics_dir=workers.from_environment())

@@ -212,7 +212,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the same config file.
         if not cfg.is_demo:
             os.environ["MODELROUTER_CONFIG"] = os.path.abspath(cfg.source)
-        uvicorn.run("modelrouter.app:factory", factory=True, workers=args.workers, **common)
+        from modelrouter.observe.workers import shared_directory
+
+        # The workers' metrics, added up by whichever worker answers GET /metrics.
+        with shared_directory():
+            uvicorn.run("modelrouter.app:factory", factory=True, workers=args.workers, **common)
         return 0
     from modelrouter.app import create_app
 
