@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import httpx2
@@ -53,13 +54,15 @@ class Expected:
 
     def __init__(self) -> None:
         self.counts: dict[str, dict[Labels, float]] = {}
+        self._lock = threading.Lock()  # requests may be sent from several threads
 
     def add(self, name: str, n: float = 1, **values: str) -> None:
         """Count ``n`` more of series ``name{values}``."""
         if n:
-            series = self.counts.setdefault(name, {})
             key = labels(**values)
-            series[key] = series.get(key, 0) + n
+            with self._lock:
+                series = self.counts.setdefault(name, {})
+                series[key] = series.get(key, 0) + n
 
     def of(self, name: str) -> Mapping[Labels, float]:
         """The expected non-zero series of ``name``."""
