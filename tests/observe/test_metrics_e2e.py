@@ -5,6 +5,7 @@ label value comes from the client."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -12,10 +13,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.fakes.upstream import FakeUpstream, slow_stream
+from tests.fakes.upstream import FakeUpstream, refused_port, slow_stream
 from tests.observe.mix import ADMIN, KEY_PLAIN, KEY_TEAM, UNKNOWN, Mix, router_tables
 from tests.observe.scrape import label_values, labels, nonzero, parse, scrape
 from tests.router import RunningRouter, router_config, run_router
+from tests.store.helpers import wait_until
 
 COUNTERS = (
     "modelrouter_requests_total",
@@ -175,3 +177,23 @@ def test_open_by_default(router: RunningRouter) -> None:
     assert resp.status_code == 200
     families = parse(resp.text)
     assert "modelrouter_model_state" in families
+
+
+def test_spooled_records(
+    primary: FakeUpstream, backup: FakeUpstream, up: FakeUpstream, tmp_path: Path
+) -> None:
+    """A store that does not answer: records go to the spool, and the metric says so."""
+    store = {"url": f"postgresql://u@127.0.0.1:{refused_port()}/db", "spool_dir": str(tmp_path)}
+    with run_router(config(primary, backup, up, store=store)) as r:
+        mix = Mix(r.url, r.runtime.settings.models)
+        try:
+            for _ in range(3):
+                mix.chat(KEY_PLAIN)
+        finally:
+            mix.close()
+
+        def spooled() -> float:
+            return scrape(r.url)["modelrouter_log_spooled_total"][()]
+
+        wait_until(lambda: spooled() == 3, timeout=10, what="three spooled records")
+        assert scrape(r.url)["modelrouter_log_queue_depth"] == {(): 0.0}
