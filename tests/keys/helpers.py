@@ -9,8 +9,8 @@ import httpx2
 import openai
 
 from modelrouter.config import LoadedConfig
-from modelrouter.store.engine import resolve
 from modelrouter.settings import StoreSettings
+from modelrouter.store.engine import resolve
 from tests.router import RunningRouter, router_config
 from tests.store.helpers import sql
 

@@ -88,10 +88,8 @@ async def reset_pg(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            (
-                "DROP TABLE IF EXISTS calls, usage_rollup, keys, teams, changes, alembic_version "
-                "CASCADE"
-            )
+            "DROP TABLE IF EXISTS calls, usage_rollup, keys, teams, changes, alembic_version "
+            "CASCADE"
         )
     finally:
         await conn.close()
