@@ -135,7 +135,7 @@ class KeyService:
         async with self._lock:
             seen, key_rows, team_rows = await keyrows.snapshot(self._reader)
             found = identities(key_rows, team_rows, self.settings, self.clock())
-            self.directory.replace_virtual(found)
+            self.directory.replace_virtual(found, made=bool(key_rows))
             self.keys = {row["id"]: row for row in key_rows}
             self.teams = {row["name"]: row for row in team_rows}
             self.version, self.loaded_at = seen, self.clock()

@@ -137,6 +137,10 @@ def test_the_directory_is_closed_while_store_keys_are_unread_and_open_without_ke
     assert not directory.open
     assert directory.identify(None, T0) is None
     assert directory.identify("mr-two", T0) is None
+    # Every key revoked: still closed (the store has held keys).
+    revoked = key_row("k1", "mr-one", revoked_at=int(T0 * US))
+    directory.replace_virtual(identities([revoked], [], settings(), T0), made=True)
+    assert not directory.open and directory.identify(None, T0) is None
 
 
 def test_lookups_note_the_last_use_of_each_key_once() -> None:

@@ -89,3 +89,17 @@ def wait_for(check: Any, timeout: float = 10, what: str = "condition") -> Any:
 def store_of(url: str) -> Any:
     """The resolved store of ``url``."""
     return resolve(StoreSettings(url=url), None)
+
+
+async def asql(url: str, statement: str) -> list[dict[str, Any]]:
+    """:func:`tests.store.helpers.sql` for code already inside an event loop."""
+    from sqlalchemy import text
+
+    from modelrouter.store.engine import make_engine
+
+    engine = make_engine(store_of(url), name="test-read")
+    try:
+        async with engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(text(statement))]
+    finally:
+        await engine.dispose()
