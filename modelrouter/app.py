@@ -144,7 +144,7 @@ def create_app(
     app.state.keys = keys
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
-    healthz, readyz, health = health_handlers(door)
+    healthz, readyz, health = health_handlers(door, keys)
     # Plain routes: no dependency injection or body models on the hot path.
     chat = chat_handler(door, max_body_mb)
     app.router.add_route(CHAT_PATH, chat, methods=["POST"])

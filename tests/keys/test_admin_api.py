@@ -314,3 +314,13 @@ def test_the_admin_surface_needs_an_admin_key(served: tuple[RunningRouter, str])
                 assert error_of(resp, 401)["code"] == "invalid_api_key"
     resp = admin(r, "GET", "/admin/keys", headers={"authorization": "Bearer nope"})
     assert ADMIN not in resp.text
+
+
+def test_health_shows_the_keys_state_without_secrets(served: tuple[RunningRouter, str]) -> None:
+    r, _ = served
+    create(r, name="health-check")
+    full = ok(admin(r, "GET", "/health", headers={"authorization": f"Bearer {API_KEY}"}))["keys"]
+    assert full["state"] == "ok" and full["virtual_keys"] >= 1 and full["static_keys"] == 2
+    assert ok(admin(r, "GET", "/health", headers={"authorization": "Bearer no"}))["keys"] == {
+        "state": "ok"
+    }
