@@ -110,6 +110,11 @@ class KeyDirectory:
         """A store holds keys that are not loaded yet: not open until they are."""
         self._closed = not self._local
 
+    @property
+    def virtual(self) -> Mapping[str, Identity]:
+        """The store's keys now in force, by secret hash (read-only by convention)."""
+        return self._virtual
+
     def replace_virtual(self, identities: Mapping[str, Identity], *, made: bool = False) -> None:
         """Swap in the store's keys (by secret hash), e.g. after a change was seen.
 

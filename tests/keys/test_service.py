@@ -150,3 +150,50 @@ def test_a_store_that_does_not_answer_at_start_keeps_the_router_closed() -> None
             await svc.aclose()
 
     asyncio.run(run())
+
+
+def test_changes_taken_in_one_by_one_equal_a_full_load(store_url: str) -> None:
+    async def run() -> None:
+        one, two, fresh = service(store_url), service(store_url), service(store_url)
+        await one.start()
+        await two.start()
+        try:
+            s = one.store
+            assert s is not None
+            await s.create_team({"name": "ops", "rpm": 7})
+            a = await s.create_key({"name": "a", "team": "ops"})
+            b = await s.create_key({"name": "b", "team": "research", "models": ["m"]})
+            c = await s.create_key({"name": "c"})
+            await two.refresh()
+            rebuilds: list[int] = []
+            full = two._rebuild
+
+            def counted(*args: Any) -> None:
+                rebuilds.append(1)
+                full(*args)
+
+            two._rebuild = counted  # type: ignore[method-assign]
+            steps = [
+                s.rotate_key(a["id"], {"grace_s": 600}),
+                s.patch_key(b["id"], {"team": "ops", "tpm": 50}),
+                s.revoke_key(c["id"]),
+                s.rotate_key(a["id"], {}),  # ends the first rotation's grace too
+                s.patch_team("ops", {"rpm": 8}),  # a team change: every identity anew
+                s.create_key({"name": "d", "rpm": 1}),
+            ]
+            for step in steps:
+                loads = two.reloads
+                await step
+                await two.refresh()
+                assert two.reloads == loads + 1
+                await fresh.start()
+                assert dict(two.directory.virtual) == dict(fresh.directory.virtual)
+                assert two.keys == fresh.keys and two.teams == fresh.teams
+                await fresh.aclose()
+            assert len(two.directory.virtual) == 3  # a, b, d: one secret each
+            assert len(rebuilds) == 1  # the team change; each key change only its key
+        finally:
+            await one.aclose()
+            await two.aclose()
+
+    asyncio.run(run())
