@@ -3,13 +3,17 @@ PostgreSQL: the openai SDK calls with the keys, httpx the admin API."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx2
 import openai
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.keys.helpers import (
     ADMIN,
@@ -324,3 +328,32 @@ def test_health_shows_the_keys_state_without_secrets(served: tuple[RunningRouter
     assert ok(admin(r, "GET", "/health", headers={"authorization": "Bearer no"}))["keys"] == {
         "state": "ok"
     }
+
+
+def test_a_virtual_key_opens_mcp_until_it_is_revoked(served: tuple[RunningRouter, str]) -> None:
+    r, _ = served
+    made = create(r, name="agent", team="research")
+
+    async def tools(key: str) -> list[str]:
+        hc = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        async with hc, Client(streamable_http_client(r.url + "/mcp", http_client=hc)) as c:
+            result = await c.call_tool("chat", {"prompt": "hi", "model": "m"})
+            assert not result.is_error
+            return [t.name for t in (await c.list_tools()).tools]
+
+    assert "chat" in asyncio.run(tools(made["key"]))
+    rec = wait_for(
+        lambda: ok(admin(r, "GET", "/admin/logs", params={"key": made["id"]}))["data"],
+        what="the MCP call's record",
+    )[0]
+    assert (rec["surface"], rec["key_name"], rec["team"]) == ("mcp", "agent", "research")
+    ok(admin(r, "DELETE", f"/admin/keys/{made['id']}"))
+    resp = httpx2.post(
+        r.url + "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={
+            "authorization": f"Bearer {made['key']}",
+            "accept": "application/json, text/event-stream",
+        },
+    )
+    assert resp.status_code == 401
