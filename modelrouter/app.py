@@ -103,7 +103,7 @@ def create_app(
     rt = Runtime(config, health_clock=health_clock)
     door = FrontDoor(rt)
     # Virtual keys: loaded from the store into the door's key directory, kept fresh.
-    keys = KeyService(rt.settings, rt.calls.store, door.keys)
+    keys = KeyService(rt.settings, rt.calls.store, door.keys, redact=rt.redactor.text)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
 

@@ -61,8 +61,10 @@ class KeyService:
         poll_s: float | None = None,
         flush_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.settings = settings
+        self._redact = redact
         self.url = store
         self.directory = directory
         # Read at construction, not import: tests shorten the module's periods.
@@ -223,10 +225,10 @@ class KeyService:
                 self._failed(err)
 
     def _failed(self, err: BaseException) -> None:
-        text = f"{type(err).__name__}: {err}"[:300]
+        # Masked as the call log masks its errors: a driver's text may quote the config.
+        text = self._redact(f"{type(err).__name__}: {err}")[:300]
         if self.last_error is None:
-            # Once per outage, not every poll. Messages from the drivers name the host,
-            # never the password (the URL is not part of them).
+            # Once per outage, not every poll.
             log.error("keys: cannot read the store (%s); the keys loaded last stay in force", text)
         self.last_error = text
 

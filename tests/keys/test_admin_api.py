@@ -296,11 +296,15 @@ def test_each_kind_of_key_sees_itself_on_v1_key(served: tuple[RunningRouter, str
     )
     assert cfg["limits"]["key"]["budget_usd"] == 50.0 and cfg["limits"]["team"]["rpm"] == 1000
     assert cfg["models"] == {"key": None, "team": ["default", "m"]}
-    spent = wait_for(lambda: view(CFG_SECRET)["spend"]["key"]["spend_usd"], what="spend")
-    key_spend = view(CFG_SECRET)["spend"]["key"]
-    assert key_spend["remaining_usd"] == pytest.approx(50.0 - spent)
+    # Records of this key's calls (here and in earlier tests) may still be landing: the
+    # answer must agree with itself (the first test compares spend with the call log).
+    wait_for(lambda: view(CFG_SECRET)["spend"]["key"]["spend_usd"], what="spend")
+    spend = view(CFG_SECRET)["spend"]
+    key_spend = spend["key"]
+    assert key_spend["remaining_usd"] == pytest.approx(50.0 - key_spend["spend_usd"])
     assert key_spend["resets_at"].endswith("-01T00:00:00Z")  # a month's budget
-    assert view(CFG_SECRET)["spend"]["team"]["spend_usd"] >= spent
+    assert spend["team"]["spend_usd"] >= key_spend["spend_usd"] > 0
+    assert spend["team"]["remaining_usd"] is None  # the team has no budget
     with pytest.raises(AssertionError):
         view("mr-unknown")
     assert (
