@@ -17,19 +17,25 @@ from starlette.types import Receive, Scope, Send
 
 from modelrouter import config as config_mod
 from modelrouter.api.admin import admin_routes
+from modelrouter.api.admin_keys import admin_key_routes
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
+from modelrouter.api.key_info import key_info_handler
 from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error, messages_handlers
+from modelrouter.api.metrics import metrics_handler
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.api.responses import responses_handler
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
+from modelrouter.governance.watch import KeyService
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
+from modelrouter.observe import workers
+from modelrouter.observe.exposition import Exposition
 from modelrouter.runtime import Runtime
 from modelrouter.settings import ServerSettings
 
@@ -90,15 +96,20 @@ def create_app(
     *,
     health_clock: Callable[[], float] | None = None,
     tune_process: bool = False,
+    metrics_dir: str | None = None,
 ) -> RouterApp:
     """Build the app for one config; pools and probes open in its lifespan.
 
     ``tune_process`` is for the command that owns the process (``modelrouter serve``):
     glibc malloc settings, and the garbage collector told to leave everything built at
     start-up alone. Tests and applications embedding the app keep their own settings.
+    ``metrics_dir``: the directory the workers of one server share their metrics in
+    (:mod:`modelrouter.observe.workers`); ``None``: this process's own, in memory.
     """
-    rt = Runtime(config, health_clock=health_clock)
+    rt = Runtime(config, health_clock=health_clock, metrics_dir=metrics_dir)
     door = FrontDoor(rt)
+    # Virtual keys: loaded from the store into the door's key directory, kept fresh.
+    keys = KeyService(rt.settings, rt.calls.store, door.keys, redact=rt.redactor.text)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
 
@@ -106,7 +117,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if tune_process:
             tune_malloc()
-        await rt.start()
+        await rt.start()  # opens (and on SQLite upgrades) the store first
+        await keys.start()
         if tune_process:
             # Everything built so far lives until shutdown: out of the collector's way.
             # Full collections over these objects caused the p99 spikes under load.
@@ -117,6 +129,7 @@ def create_app(
             async with mcp.session_manager.run():
                 yield
         finally:
+            await keys.aclose()
             await rt.aclose()
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -134,9 +147,10 @@ def create_app(
         lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: crash}
     )
     app.state.runtime = rt
+    app.state.keys = keys
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
-    healthz, readyz, health = health_handlers(door)
+    healthz, readyz, health = health_handlers(door, keys)
     # Plain routes: no dependency injection or body models on the hot path.
     chat = chat_handler(door, max_body_mb)
     app.router.add_route(CHAT_PATH, chat, methods=["POST"])
@@ -145,6 +159,8 @@ def create_app(
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     app.router.add_route("/health", health, methods=["GET"])
+    exposition = Exposition(rt.metrics, rt.tracker)
+    app.router.add_route("/metrics", metrics_handler(exposition, rt.settings), methods=["GET"])
     app.router.add_route("/v1/prompts/{name}", prompt_handler(door, max_body_mb), methods=["POST"])
     # The doors of other APIs (CONTRACT.md §9): modelrouter/api/messages.py and beside it.
     messages, count_tokens = messages_handlers(door, max_body_mb)
@@ -152,7 +168,9 @@ def create_app(
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
     app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
+    app.router.add_route("/v1/key", key_info_handler(door, keys), methods=["GET"])
     app.router.routes.extend(admin_routes(door.call_log, rt.settings.server.admin_keys))
+    app.router.routes.extend(admin_key_routes(keys, rt.settings.server.admin_keys, max_body_mb))
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))
@@ -163,4 +181,4 @@ def create_app(
 def factory() -> RouterApp:
     """Entry point for ``uvicorn --factory`` and ``--workers``: config from the environment."""
     cfg = config_mod.load(os.environ.get("MODELROUTER_CONFIG") or None)
-    return create_app(cfg, tune_process=True)
+    return create_app(cfg, tune_process=True, metrics_dir=workers.from_environment())

@@ -44,6 +44,9 @@ DEGRADED_RATE_FACTOR = 0.5
 
 _Sample = tuple[float, bool, float | None, float | None]  # (t, ok, latency_s, ttft_s)
 
+STATES = ("healthy", "degraded", "cooling_down", "open", "half_open", "unknown")
+"""Every value of a model's one-word state (``/health``, ``modelrouter_model_state``)."""
+
 
 class Breaker(enum.StrEnum):
     """A model's circuit breaker position."""
@@ -73,6 +76,7 @@ class ModelStatus:
 
 @dataclass(slots=True)
 class _State:
+    name: str = ""
     breaker: Breaker = Breaker.CLOSED
     opened_at: float | None = None
     open_until: float = 0.0
@@ -117,6 +121,8 @@ class HealthTracker:
         self._trial_timeout = max(settings.open_s, TRIAL_TIMEOUT_MIN_S)
         self._degraded_min = min(settings.min_requests, DEGRADED_MIN_REQUESTS)
         self._degraded_rate = settings.error_rate_threshold * DEGRADED_RATE_FACTOR
+        self.on_transition: Callable[[str, Breaker], None] | None = None
+        """Told of every breaker move (model, position moved to): the metrics."""
         for name in models:
             self.add_model(name)
 
@@ -127,12 +133,12 @@ class HealthTracker:
 
     def add_model(self, name: str) -> None:
         """Start tracking ``name`` (no-op if it is already tracked)."""
-        self._models.setdefault(name, _State())
+        self._models.setdefault(name, _State(name))
 
     def _get(self, model: str) -> _State:
         st = self._models.get(model)
         if st is None:
-            st = self._models[model] = _State()
+            st = self._models[model] = _State(model)
         return st
 
     def all_normal(self, names: Iterable[str]) -> bool:
@@ -276,6 +282,22 @@ class HealthTracker:
             reason=reason,
         )
 
+    def state(self, model: str) -> str:
+        """The model's state in one word, one of :data:`STATES` (as ``/health`` says it)."""
+        return self._word(self.status(model), self._get(model))
+
+    @staticmethod
+    def _word(stat: ModelStatus, st: _State) -> str:
+        if stat.breaker is not Breaker.CLOSED:
+            return stat.breaker.value
+        if stat.cooling_until is not None:
+            return "cooling_down"
+        if stat.degraded:
+            return "degraded"
+        if st.requests == 0 and st.last_probe is None:
+            return "unknown"
+        return "healthy"
+
     def snapshot(self, model: str) -> dict[str, Any]:
         """JSON-ready detail for ``GET /health``; times are ISO-8601 UTC.
 
@@ -286,16 +308,7 @@ class HealthTracker:
         st = self._get(model)
         now = self._clock()
         self._prune(st, now)  # status() skips this for healthy models
-        if stat.breaker is not Breaker.CLOSED:
-            state = stat.breaker.value
-        elif stat.cooling_until is not None:
-            state = "cooling_down"
-        elif stat.degraded:
-            state = "degraded"
-        elif st.requests == 0 and st.last_probe is None:
-            state = "unknown"
-        else:
-            state = "healthy"
+        state = self._word(stat, st)
         n = len(st.window)
         lat = sorted(s[2] for s in st.window if s[2] is not None)
         ttft = sorted(s[3] for s in st.window if s[3] is not None)
@@ -348,6 +361,7 @@ class HealthTracker:
     def _refresh(self, st: _State, now: float) -> None:
         if st.breaker is Breaker.OPEN and now >= st.open_until:
             st.breaker = Breaker.HALF_OPEN
+            self._moved(st, Breaker.HALF_OPEN)
         # A trial whose caller vanished (cancelled request) must not block the model.
         if st.trial_at is not None and now - st.trial_at >= self._trial_timeout:
             st.trial_at = None
@@ -360,6 +374,8 @@ class HealthTracker:
     def _open(self, st: _State, now: float, cause: str, misconfigured: str | None = None) -> None:
         if st.breaker is Breaker.CLOSED:
             st.opened_at = now
+        if st.breaker is not Breaker.OPEN:
+            self._moved(st, Breaker.OPEN)
         st.breaker = Breaker.OPEN
         st.open_until = now + self._s.open_s
         st.open_cause = cause
@@ -368,6 +384,7 @@ class HealthTracker:
         st.recovered_at = None
 
     def _close(self, st: _State, now: float) -> None:
+        self._moved(st, Breaker.CLOSED)
         st.breaker = Breaker.CLOSED
         st.opened_at = None
         st.misconfigured = None
@@ -377,6 +394,10 @@ class HealthTracker:
         st.window.clear()
         st.win_failures = 0
         st.recovered_at = now if self._s.slow_start_s > 0 else None
+
+    def _moved(self, st: _State, to: Breaker) -> None:
+        if self.on_transition is not None:
+            self.on_transition(st.name, to)
 
     def _share(self, st: _State, now: float) -> float:
         if st.recovered_at is None:

@@ -37,10 +37,13 @@ class ProbeLoop:
         timeout_s: float,
         rng: random.Random,
         redact: Callable[[str], str] = str,
+        on_probe: Callable[[str, str], None] | None = None,
         gate: Callable[[], bool] | None = None,
         due_in: Callable[[str], float] | None = None,
     ) -> None:
         self._tracker = tracker
+        self._on_probe = on_probe
+        """Told of every probe's outcome (model, ``ok`` or the failure's kind): the metrics."""
         self._redact = redact
         """Masks configured secrets in text that goes to the log."""
         self._targets = dict(targets)
@@ -78,6 +81,12 @@ class ProbeLoop:
 
     async def probe_now(self, model: str) -> bool:
         """Probe ``model`` once, record the outcome, and return whether it succeeded."""
+        outcome = await self._probe(model)
+        if self._on_probe is not None:
+            self._on_probe(model, outcome)
+        return outcome == "ok"
+
+    async def _probe(self, model: str) -> str:
         target = self._targets[model]
         tracker = self._tracker
         tracker.on_attempt(model, probe=True)
@@ -95,7 +104,7 @@ class ProbeLoop:
                 probe=True,
                 error=exc.message,
             )
-            return False
+            return exc.failure.value
         except TimeoutError:
             tracker.record_failure(
                 model,
@@ -103,15 +112,15 @@ class ProbeLoop:
                 probe=True,
                 error=f"probe timed out after {self._timeout_s:g}s",
             )
-            return False
+            return Failure.TIMEOUT.value
         except Exception:
             # A bug in the probe code, not something the upstream did: logged, and the
             # model's health is left as it was (the trial slot, if any, frees itself).
             trace = self._redact(traceback.format_exc())
             log.error("probe of %s raised an internal error:\n%s", model, trace)
-            return False
+            return "error"
         tracker.record_success(model, loop.time() - started, probe=True)
-        return True
+        return "ok"
 
     def wake(self) -> None:
         """Probe every model that is due now (this process just became the prober),

@@ -19,6 +19,8 @@ from modelrouter.dispatch import Dispatcher
 from modelrouter.errors import bad_request
 from modelrouter.health import HealthTracker
 from modelrouter.logs import AccessLog
+from modelrouter.observe import tracing
+from modelrouter.observe.metrics import Metrics
 from modelrouter.probes import ProbeLoop, ProbeTarget
 from modelrouter.redact import Redactor, config_secrets
 from modelrouter.registry import ModelEntry, Plan, Registry
@@ -40,6 +42,7 @@ class Runtime:
         *,
         log: AccessLog | None = None,
         health_clock: Callable[[], float] | None = None,
+        metrics_dir: str | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
@@ -69,17 +72,27 @@ class Runtime:
         self.calls = CallLog(self.settings.store, config.directory, redact=self.redactor.text)
         self.probes: ProbeLoop | None = None
         self.log_bodies = self.settings.server.log_bodies
+        # ``metrics_dir``: shared by the workers of one server (``serve --workers N``).
+        self.metrics = Metrics(self.settings, metrics_dir)
+        self.tracker.on_transition = self.metrics.transition
+        self.tracer: tracing.Tracer | None = None
 
     def record(self, record: CallRecord) -> None:
-        """Keep the record of a finished request: a line on stderr, a row in the store."""
+        """Keep the record of a finished request: a line on stderr, a row in the store,
+        the metrics, and (with an OTLP endpoint) its spans."""
         self.log.emit(record)
         self.calls.put(record)
+        self.metrics.record(record)
+        if self.tracer is not None:
+            self.tracer.record(record)
 
     async def start(self) -> None:
         """Open the store and connection pools, start the log writers and (unless
         ``probe = "none"``) probes. Raises :class:`~modelrouter.store.engine.StoreError`
         when the store must not be used as it is (see :meth:`CallLog.start`)."""
         await self.calls.start()
+        await self.metrics.start(self.calls)
+        self.tracer = tracing.from_env(self.config)
         await self.registry.start()
         self.log.start()
         h = self.settings.health
@@ -96,6 +109,7 @@ class Runtime:
                 timeout_s=h.timeout_s,
                 rng=random.Random(),
                 redact=self.redactor.text,
+                on_probe=self.metrics.probe,
                 gate=cluster.may_probe if cluster is not None else None,
                 due_in=cluster.tracker.probe_due_in if cluster is not None else None,
             )
@@ -144,6 +158,11 @@ class Runtime:
             await self.cluster.stop()
         await self.registry.aclose()
         await self.calls.aclose()
+        await self.metrics.stop()
+        if self.tracer is not None:
+            # Blocking: the exporter sends what is still queued.
+            await asyncio.to_thread(self.tracer.shutdown)
+            self.tracer = None
         self.log.stop()
 
     def prepare(

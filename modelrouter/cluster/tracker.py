@@ -297,7 +297,12 @@ class ClusterTracker(HealthTracker):
             st.opened_at = self.to_local(float(msg["since"]))
 
     def _adopt_close(self, st: _State, msg: dict[str, Any], now: float) -> None:
-        self._close(st, now)
+        if st.breaker is not Breaker.CLOSED:
+            self._close(st, now)
+        else:
+            # Closed here already: only what a close resets (the outage's failures).
+            st.window.clear()
+            st.win_failures = 0
         st.consecutive = 0
         rec = float(msg.get("rec") or 0)
         st.recovered_at = self.to_local(rec) if rec and self._s.slow_start_s > 0 else None
