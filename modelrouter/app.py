@@ -31,6 +31,7 @@ from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
+from modelrouter.ui.routes import ui_routes
 from modelrouter.settings import ServerSettings
 
 CHAT_PATH = "/v1/chat/completions"
@@ -153,6 +154,8 @@ def create_app(
     app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
     app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
     app.router.routes.extend(admin_routes(door.call_log, rt.settings.server.admin_keys))
+    # The dashboard (CONTRACT.md §7): pages and files of modelrouter/ui, same admin keys.
+    app.router.routes.extend(ui_routes(door, rt.settings.server.admin_keys))
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))
