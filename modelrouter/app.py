@@ -31,8 +31,8 @@ from modelrouter.frontdoor import FrontDoor
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
-from modelrouter.ui.routes import ui_routes
 from modelrouter.settings import ServerSettings
+from modelrouter.ui.routes import ui_routes
 
 CHAT_PATH = "/v1/chat/completions"
 

@@ -130,7 +130,8 @@ class Sessions:
     def end(self, session: Session) -> None:
         """Forget a session in this process (logout), until it would have expired anyway."""
         now = self._clock()
-        for nonce, expires in list(self._ended.items()):
+        while self._ended:
+            nonce, expires = next(iter(self._ended.items()))
             if expires > now and len(self._ended) < MAX_ENDED:
                 break
             del self._ended[nonce]  # expired, or the oldest when full

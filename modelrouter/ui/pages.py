@@ -82,9 +82,8 @@ def safe_next(raw: str | None) -> str:
 
 def static_app(app: ASGIApp) -> ASGIApp:
     """The static files' app with the dashboard's headers on every answer."""
-    added = [
-        (name.encode(), value.encode()) for name, value in {**SECURITY_HEADERS, **REVALIDATE}.items()
-    ]
+    headers = {**SECURITY_HEADERS, **REVALIDATE}
+    added = [(name.encode(), value.encode()) for name, value in headers.items()]
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         async def send_secured(message: Message) -> None:

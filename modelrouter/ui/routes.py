@@ -1,12 +1,13 @@
 """The dashboard's routes: pages, login and logout, its data endpoints, its files.
 
-| path | what |
-|---|---|
-| ``GET /ui``, ``/ui/models``, ``/ui/logs``, ``/ui/logs/{id}``, ``/ui/keys``, ``/ui/playground`` | the page shell (a session needed, else a redirect to the login form) |
-| ``GET /ui/login``, ``POST /ui/login`` | the form; an admin key in, a session cookie out |
-| ``POST /ui/logout`` | ends the session (CSRF token in the form or the header) |
-| ``GET /ui/api/health``, ``/ui/api/models``; ``POST /ui/api/playground`` | see :mod:`modelrouter.ui.data` |
-| ``GET /ui/static/...`` | the CSS and JavaScript (no session needed: they are the package's files) |
+* ``GET /ui``, ``/ui/models``, ``/ui/logs``, ``/ui/logs/{id}``, ``/ui/keys``,
+  ``/ui/playground``: the page shell (a session needed, else a redirect to the login form);
+* ``GET /ui/login``, ``POST /ui/login``: the form; an admin key in, a session cookie out;
+* ``POST /ui/logout``: ends the session (CSRF token in the form or the header);
+* ``GET /ui/api/health``, ``/ui/api/models``, ``POST /ui/api/playground``: see
+  :mod:`modelrouter.ui.data`;
+* ``GET /ui/static/...``: the CSS and JavaScript (no session needed: they are the
+  package's own files).
 """
 
 from __future__ import annotations
