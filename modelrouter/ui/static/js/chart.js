@@ -42,7 +42,8 @@ function timeTicks(from, to, width) {
 
 /**
  * A figure with one line per series.
- * opts: {title, unit, format(v), from, to (ms), series: [{name, color, dash, points: [[t, v|null]]}],
+ * opts: {title, unit, format(v), integer (counts), from, to (ms),
+ *        series: [{name, color, dash, points: [[t, v|null]]}],
  *        empty: "why there is nothing", note?: text under the chart}
  */
 export function timeChart(opts) {
@@ -85,7 +86,8 @@ function plot(opts, series, width) {
   const hgt = height - PAD.top - PAD.bottom;
   let max = 0;
   for (const se of series) for (const [, v] of se.points) if (v !== null && v > max) max = v;
-  const step = max > 0 ? niceStep(max, 4) : 1;
+  // Counts step by whole numbers at least (no "0, 1, 1, 2, 2" axis).
+  const step = max > 0 ? Math.max(niceStep(max, 4), opts.integer ? 1 : 0) : 1;
   const top = step * Math.max(1, Math.ceil(max / step));
   const x = (t) => PAD.left + ((t - from) / (to - from)) * w;
   const y = (v) => PAD.top + hgt - (v / top) * hgt;

@@ -37,7 +37,7 @@ function controls(range, by, onChange) {
 }
 
 function card(label, value, sub) {
-  return h("div", { class: "card" }, h("div", { class: "card-label" }, label),
+  return h("div", { class: "card", dataset: { card: label } }, h("div", { class: "card-label" }, label),
     h("div", { class: "card-value" }, value), sub ? h("div", { class: "card-sub" }, sub) : null);
 }
 
@@ -101,8 +101,8 @@ export async function render(view, ctx) {
 
   const charts = h("section", { class: "charts", "aria-label": "Charts" },
     timeChart({ ...common, title: "Requests", unit: `per ${spec.interval === "1m" ? "minute" : "hour"}`,
-      format: num, series: seriesOf("requests") }),
-    timeChart({ ...common, note: null, title: "Errors and fallbacks", unit: "count", format: num,
+      format: num, integer: true, series: seriesOf("requests") }),
+    timeChart({ ...common, note: null, title: "Errors and fallbacks", unit: "count", format: num, integer: true,
       series: t.requests ? [
         { name: "errors", color: "#c2410c", points: totalOf("errors") },
         { name: "fallbacks", color: "#d9a21b", dash: true, points: totalOf("fallbacks") },
@@ -110,7 +110,7 @@ export async function render(view, ctx) {
     timeChart({ ...common, title: "Latency p50 (solid) and p95 (dashed)", unit: "ms", format: ms,
       series: [...seriesOf("latency_p50_ms", { zero: false, suffix: " p50" }),
         ...seriesOf("latency_p95_ms", { zero: false, dash: true, suffix: " p95" })] }),
-    timeChart({ ...common, title: "Tokens", unit: "input + output", format: tokens,
+    timeChart({ ...common, title: "Tokens", unit: "input + output", format: tokens, integer: true,
       series: shown.map((g) => ({ name: label(g), color: color.get(g),
         points: times.map((x) => {
           const p = byTime.get(g).get(x);
