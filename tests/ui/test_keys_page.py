@@ -60,7 +60,7 @@ def test_a_key_made_in_the_page_works_then_rotates_and_revokes(
         key = secret.inner_text()
         row = page.locator("tr[data-key='ci-bot']")
         expect(row).to_contain_text("research")
-        expect(row).to_contain_text("$0 of $1.00 this day")
+        expect(row).to_contain_text("$0 of $1.00 today")
         expect(row).to_contain_text(key[:8])  # the prefix, never the whole secret
         assert key not in row.inner_text()
         screenshot(page, "keys")

@@ -6,6 +6,7 @@ import { get, send } from "../api.js";
 import { h, fill, note, badge, usd, num, ago, when } from "../dom.js";
 
 const PERIODS = ["month", "week", "day", "total"];
+const PERIOD_WORDS = { day: "today", week: "this week", month: "this month", total: "in total" };
 const GRACE = [["0", "at once"], ["300", "after 5 minutes"], ["3600", "after 1 hour"],
   ["86400", "after 24 hours"]];
 
@@ -20,7 +21,7 @@ export function spendBar(item) {
   const tone = share >= 1 ? "bad" : share >= 0.8 ? "warn" : "ok";
   const fillBar = h("div", { class: `spend-fill ${tone}` });
   fillBar.style.setProperty("--share", `${(share * 100).toFixed(1)}%`);
-  const text = `${usd(spent)} of ${usd(item.budget_usd)} this ${item.budget_period === "total" ? "lifetime" : item.budget_period}`;
+  const text = `${usd(spent)} of ${usd(item.budget_usd)} ${PERIOD_WORDS[item.budget_period] || item.budget_period}`;
   return h("div", { class: "spend" },
     h("div", { class: "spend-track", role: "img", "aria-label": `${text} (${Math.round(share * 100)}%)` }, fillBar),
     h("div", { class: "small" }, text));
