@@ -176,3 +176,22 @@ def test_throttle_forgets_old_failures_and_stays_bounded() -> None:
 )
 def test_after_login_only_dashboard_paths(raw: str | None, expected: str) -> None:
     assert safe_next(raw) == expected
+
+
+def test_every_dashboard_file_is_package_data() -> None:
+    # `pip install` alone must give a working dashboard: each file under modelrouter/ui
+    # that is not Python must match a package-data pattern of pyproject.toml.
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["modelrouter"]
+    package = root / "modelrouter"
+    shipped = {p for pattern in patterns for p in package.glob(pattern)}
+    files = {
+        p for p in (package / "ui").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+    }
+    assert files, "no dashboard files found"
+    assert files <= shipped, sorted(str(p.relative_to(package)) for p in files - shipped)
