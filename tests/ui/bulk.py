@@ -33,8 +33,14 @@ SPAN_S = 7 * 86400
 def _attempts(model: str, provider: str, ok: bool, ms: float) -> str:
     outcome = "ok" if ok else "server"
     status = 200 if ok else 502
-    one = {"model": model, "provider": provider, "status": status, "error": None,
-           "duration_ms": ms, "outcome": outcome}
+    one = {
+        "model": model,
+        "provider": provider,
+        "status": status,
+        "error": None,
+        "duration_ms": ms,
+        "outcome": outcome,
+    }
     return orjson.dumps([one]).decode()
 
 

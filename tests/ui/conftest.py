@@ -45,7 +45,9 @@ class Tab:
 
     def check_clean(self) -> None:
         """Every request went to the router itself; no script error."""
-        foreign = [u for u in self.requests if _origin(u) != self.origin and not u.startswith("data:")]
+        foreign = [
+            u for u in self.requests if _origin(u) != self.origin and not u.startswith("data:")
+        ]
         assert not foreign, f"requests to other origins: {foreign}"
         assert self.requests, "the page made no request at all"
         assert not self.errors, f"script errors: {self.errors}"

@@ -112,6 +112,7 @@ def test_login_says_when_the_key_is_wrong_then_lets_the_right_one_in(
 
 def test_overview_shows_the_traffic(tab: Tab, dash: Dash) -> None:
     page = tab.go("/ui?range=1h&by=model")
+
     def card(name: str) -> str:
         return str(page.locator(f".card[data-card='{name}'] .card-value").inner_text())
 
@@ -225,7 +226,10 @@ def test_a_fallen_back_request_shows_both_attempts(tab: Tab) -> None:
     attempts = page.locator("li.attempt")
     assert attempts.count() == 2
     one, two = attempts.nth(0), attempts.nth(1)
-    assert (one.get_attribute("data-model"), one.get_attribute("data-outcome")) == ("first", "server")
+    assert (one.get_attribute("data-model"), one.get_attribute("data-outcome")) == (
+        "first",
+        "server",
+    )
     assert (two.get_attribute("data-model"), two.get_attribute("data-outcome")) == ("second", "ok")
     assert "via p1" in one.inner_text() and "500" in one.inner_text()
     assert "via p2" in two.inner_text() and "200" in two.inner_text()

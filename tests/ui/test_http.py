@@ -85,7 +85,10 @@ def test_the_shell_carries_the_csrf_token_and_tight_headers(router: RunningRoute
     assert len(token) >= 40
     static = get(router, "/ui/static/js/app.js")
     assert static.status_code == 200
-    assert static.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
+    assert static.headers["content-type"].split(";")[0] in (
+        "text/javascript",
+        "application/javascript",
+    )
     assert static.headers["x-frame-options"] == "DENY"
 
 

@@ -2,9 +2,9 @@
 
 The store holds ``MODELROUTER_UI_ROWS`` records (1,000,000 by default: about 30 s to
 write and 640 MB on disk, deleted afterwards; set it lower for a quick local run),
-written straight into SQLite by :mod:`tests.ui.bulk`. Each page is loaded afresh in Chromium and timed from navigation
-start to the moment its view has drawn its data (``body[data-ready-ms]``). The times
-are written to ``.ci/artifacts/render-times.json``.
+written straight into SQLite by :mod:`tests.ui.bulk`. Each page is loaded afresh in
+Chromium and timed from navigation start to the moment its view has drawn its data
+(``body[data-ready-ms]``). The times are written to ``.ci/artifacts/render-times.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -20,7 +20,9 @@ from tests.fakes.clock import FakeClock
 KEYS = ["admin-one", "admin-two"]
 
 
-def request(method: str = "GET", headers: dict[str, str] | None = None, scheme: str = "http") -> Request:
+def request(
+    method: str = "GET", headers: dict[str, str] | None = None, scheme: str = "http"
+) -> Request:
     raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     scope = {
         "type": "http",
