@@ -38,6 +38,7 @@ from modelrouter.observe import workers
 from modelrouter.observe.exposition import Exposition
 from modelrouter.runtime import Runtime
 from modelrouter.settings import ServerSettings
+from modelrouter.ui.routes import ui_routes
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -171,6 +172,8 @@ def create_app(
     app.router.add_route("/v1/key", key_info_handler(door, keys), methods=["GET"])
     app.router.routes.extend(admin_routes(door.call_log, rt.settings.server.admin_keys))
     app.router.routes.extend(admin_key_routes(keys, rt.settings.server.admin_keys, max_body_mb))
+    # The dashboard (CONTRACT.md §7): pages and files of modelrouter/ui, same admin keys.
+    app.router.routes.extend(ui_routes(door, rt.settings.server.admin_keys))
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

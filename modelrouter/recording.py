@@ -54,6 +54,9 @@ class Call:
     request: ChatRequest | None = field(default=None, repr=False)
     identity: Identity = UNRESTRICTED
     """Who the key says the caller is (set when the front door admits the request)."""
+    preauthorized: bool = False
+    """The surface authenticated the caller itself (the dashboard's playground, behind
+    an admin session): the front door takes :attr:`identity` as it is."""
 
     def note(self, request: ChatRequest) -> None:
         """Remember what the record needs from the request's body."""

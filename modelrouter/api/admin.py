@@ -1,7 +1,8 @@
 """``/admin/logs``, ``/admin/logs/{request_id}`` and ``/admin/usage``: the call log, read.
 
-Behind ``server.admin_keys`` (bearer keys): without any, :func:`admin_routes` adds no
-route and ``/admin/*`` is a 404; a missing or wrong admin key is a 401. The API keys of
+Behind ``server.admin_keys`` (bearer keys, or a dashboard session cookie: see
+:mod:`modelrouter.api.session`): without any, :func:`admin_routes` adds no route and
+``/admin/*`` is a 404; a missing or wrong admin key is a 401. The API keys of
 ``server.api_keys`` are not admin keys. Queries read the store through its reader
 engine, never through the writer (see :mod:`modelrouter.store.queries`).
 """
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelrouter.api.common import Handler, bearer, error_response, json_response, request_id
+from modelrouter.api.session import Sessions, sessions_for
 from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.store import queries
 from modelrouter.store.calllog import CallLog
@@ -25,18 +27,43 @@ DEFAULT_USAGE_SINCE = "24h"
 
 
 class AdminGate:
-    """Checks admin keys (constant time, every key compared)."""
+    """Checks admin keys (constant time, every key compared), or a dashboard session."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], sessions: Sessions | None = None) -> None:
         self._keys = [k.encode() for k in keys]
+        self.sessions = sessions or sessions_for(tuple(keys))
+        """The dashboard's sessions (a cookie stands for the admin key that opened it)."""
 
     def allows(self, request: Request) -> bool:
-        """Whether the request carries an admin key."""
-        given = (bearer(request) or "").encode()
+        """Whether the request carries an admin key or a dashboard session.
+
+        A session's writes must carry its CSRF token: without it this raises a 403
+        (``csrf_failed``) rather than answer as if no key had been sent.
+        """
+        given = bearer(request)
+        if given is None:
+            session = self.sessions.of(request)
+            if session is None:
+                return False
+            if not self.sessions.csrf_ok(session, request):
+                raise csrf_failed()
+            return True
         ok = False
         for key in self._keys:
-            ok |= hmac.compare_digest(given, key)
+            ok |= hmac.compare_digest(given.encode(), key)
         return ok
+
+
+def csrf_failed() -> RouterError:
+    """403 for a write made with the session cookie but without its CSRF token."""
+    return RouterError(
+        403,
+        "A dashboard session changes nothing without its CSRF token (header "
+        "'x-csrf-token', given to the dashboard's pages). API clients: send "
+        "'Authorization: Bearer <admin key>' instead of the cookie.",
+        type="permission_error",
+        code="csrf_failed",
+    )
 
 
 def _time(request: Request, name: str, now: float, default: str | None = None) -> float | None:
@@ -73,11 +100,14 @@ def admin_routes(calls: CallLog, keys: list[str]) -> list[Route]:
                     raise RouterError(
                         404, 'The call log is off: [store] url = "none".', code="store_disabled"
                     )
-                return await handler(http)
+                answer = await handler(http)
             except queries.QueryError as err:
-                return error_response(bad_request(str(err), err.param), request_id(http))
+                answer = error_response(bad_request(str(err), err.param), request_id(http))
             except RouterError as err:
-                return error_response(err, request_id(http))
+                answer = error_response(err, request_id(http))
+            # Records and usage are nobody's to keep: no browser or proxy cache.
+            answer.headers["cache-control"] = "no-store"
+            return answer
 
         return run
 
