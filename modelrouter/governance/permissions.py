@@ -68,23 +68,22 @@ class Permissions:
 
     def may_use(self, identity: Identity, name: str) -> bool:
         """Whether every allow-list of ``identity`` lets ``name`` through."""
-        for allow in identity.models:
-            if not self.allows(allow, name):
-                return False
-        return True
+        return all(self.allows(allow, name) for allow in identity.models)
 
     def visible(self, identity: Identity, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that ``identity`` may use, in order."""
         return [n for n in names if self.may_use(identity, n)]
 
-    def check(self, identity: Identity, names: Sequence[str]) -> None:
-        """Raise 403 ``model_not_allowed`` naming the first of ``names`` refused."""
+    def refusal(self, identity: Identity, names: Sequence[str]) -> LimitExceeded | None:
+        """The 403 ``model_not_allowed`` naming the first of ``names`` refused, if any."""
         for name in names:
             for allow in identity.models:
                 if not self.allows(allow, name):
-                    raise self.refusal(identity, name, allow)
+                    return model_not_allowed(name, allow, identity.team)
+        return None
 
-    @staticmethod
-    def refusal(identity: Identity, name: str, allow: Sequence[str]) -> LimitExceeded:
-        """The 403 for ``name``, refused by ``allow``."""
-        return model_not_allowed(name, allow, identity.team)
+    def check(self, identity: Identity, names: Sequence[str]) -> None:
+        """Raise :meth:`refusal` if there is one."""
+        refused = self.refusal(identity, names)
+        if refused is not None:
+            raise refused
