@@ -53,7 +53,8 @@ class RouterApp:
 
     @property
     def state(self) -> Any:
-        """The app's state (``state.runtime`` is the :class:`Runtime`)."""
+        """The app's state (``state.runtime`` is the :class:`Runtime`, ``state.door`` the
+        :class:`FrontDoor`)."""
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,6 +137,7 @@ def create_app(
         lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: crash}
     )
     app.state.runtime = rt
+    app.state.door = door
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
     healthz, readyz, health = health_handlers(door)
