@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,7 @@ from modelrouter.governance.budget import StoreSpend
 from modelrouter.governance.directory import KeyDirectory
 from modelrouter.governance.estimate import chat_ask, embed_ask
 from modelrouter.governance.gate import Gate, SettlingEvents, Ticket, make_limiter
-from modelrouter.governance.permissions import requested_names
-from modelrouter.governance.types import Ask, Identity
+from modelrouter.governance.types import Identity
 from modelrouter.prompts import prompt_chat_body
 from modelrouter.recording import Call as Call
 from modelrouter.recording import make_record, stream_answer
@@ -121,7 +120,12 @@ class FrontDoor:
         """The clock every :class:`Call` is stamped with."""
         calls = rt.calls
         spend = StoreSpend(lambda: calls.reader) if calls.enabled else None
-        self.gate = Gate(make_limiter(rt.settings, spend))
+        registry = rt.registry
+        self.gate = Gate(
+            make_limiter(rt.settings, spend),
+            lambda: registry.default_route,
+            lambda call, plan, err, stream: self._log_failure(call, plan, err, stream=stream),
+        )
         """Permissions and limits (its ``on_limited`` is the metrics hook)."""
 
     async def start(self) -> None:
@@ -169,7 +173,7 @@ class FrontDoor:
         request, plan = self._admit(call, body, native)
         ticket = None
         if call.identity.models or call.identity.scopes:
-            ticket = await self._govern(call, request, plan, chat_ask)
+            ticket = await self.gate.admit(call, request, plan, chat_ask)
         dispatcher = self._rt.dispatcher
         try:
             if request.stream:
@@ -216,7 +220,7 @@ class FrontDoor:
             raise self.refuse(call, err) from None
         ticket = None
         if call.identity.models or call.identity.scopes:
-            ticket = await self._govern(call, request.wire, plan, embed_ask)
+            ticket = await self.gate.admit(call, request.wire, plan, embed_ask)
         try:
             out = await self._rt.dispatcher.embed(request, plan)
         except BaseException as err:
@@ -307,25 +311,6 @@ class FrontDoor:
             return request, self._rt.plan(request, call.models_header)
         except RouterError as err:
             raise self.refuse(call, err) from None
-
-    async def _govern(
-        self,
-        call: Call,
-        request: ChatRequest,
-        plan: Plan,
-        estimate: Callable[[ChatRequest, list[ModelEntry]], Ask],
-    ) -> Ticket | None:
-        """Permissions and limits for a planned request; a refusal is logged and raised."""
-        names = requested_names(
-            call.requested_model, request, call.models_header, self.default_route
-        )
-        try:
-            return await self.gate.admit(
-                call.identity, names, lambda: estimate(request, plan.candidates)
-            )
-        except RouterError as err:
-            self._log_failure(call, plan, err, stream=request.stream)
-            raise
 
     def _failed(
         self, call: Call, plan: Plan, err: BaseException, ticket: Ticket | None, *, stream: bool

@@ -137,12 +137,6 @@ class BudgetState:
         """Whether a request may start (see the module docstring)."""
         return self.spent + self.reserved < self.budget
 
-    def settle(self, estimate: float, cost: float) -> None:
-        """A request ended: its estimate leaves ``reserved``, its cost joins ``spent``."""
-        self.reserved = max(0.0, self.reserved - estimate)
-        self.spent += cost
-        self.local += cost
-
     def read(self, start: float, mark: float, value: float) -> None:
         """Take the store's ``value`` for the period from ``start``, read while ``local``
         was ``mark``: what finished here during the read is added, and ``spent`` never

@@ -65,10 +65,25 @@ def dearest(candidates: Sequence[ModelEntry], tokens_in: int, tokens_out: int) -
 
 
 def chat_ask(request: ChatRequest, candidates: Sequence[ModelEntry]) -> Ask:
-    """The estimate of one chat request over its ranked candidates."""
-    tokens_in = input_tokens(request)
-    tokens_out = output_tokens(request)
-    return Ask(tokens_in + tokens_out, dearest(candidates, tokens_in, tokens_out))
+    """The estimate of one chat request over its ranked candidates.
+
+    :func:`input_tokens`, :func:`output_tokens` and :func:`dearest` in one function:
+    this runs for every limited request, and calls are most of its cost.
+    """
+    size = request.size
+    tokens_in = size // CHARS_PER_TOKEN if size is not None else input_tokens(request)
+    tokens_out = request.get("max_completion_tokens")
+    if type(tokens_out) is not int or tokens_out <= 0:
+        tokens_out = request.get("max_tokens")
+        if type(tokens_out) is not int or tokens_out <= 0:
+            tokens_out = DEFAULT_OUTPUT_TOKENS
+    most = 0.0
+    for entry in candidates:
+        p = entry.prices
+        usd = tokens_in * (p.input or 0.0) + tokens_out * (p.output or 0.0)
+        if usd > most:
+            most = usd
+    return Ask(tokens_in + tokens_out, most / PER)
 
 
 def embed_ask(request: ChatRequest, candidates: Sequence[ModelEntry]) -> Ask:

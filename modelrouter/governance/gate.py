@@ -12,16 +12,22 @@ stream end, stream cut, client gone) or with nothing used (failed, never started
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from modelrouter.errors import RouterError
 from modelrouter.governance.budget import SpendSource
 from modelrouter.governance.limiter import LocalLimiter
-from modelrouter.governance.permissions import Permissions
+from modelrouter.governance.permissions import Permissions, requested_names
 from modelrouter.governance.types import Ask, Grant, Identity, Limiter
 from modelrouter.governance.wire import LimitExceeded
+from modelrouter.recording import Call
+from modelrouter.registry import ModelEntry, Plan
 from modelrouter.settings import Settings
 from modelrouter.store.record import CallRecord
+from providers.base import ChatRequest
 
+Estimate = Callable[[ChatRequest, list[ModelEntry]], Ask]
+"""How a door's requests are estimated (:mod:`modelrouter.governance.estimate`)."""
 OnLimited = Callable[[str, str], None]
 """Called as ``on_limited(scope_kind, reason)`` for every refusal (the metrics hook:
 ``modelrouter_limited_total{scope,reason}``; reason ``rpm``, ``tpm``, ``budget`` or
@@ -36,17 +42,14 @@ def make_limiter(settings: Settings, source: SpendSource | None) -> Limiter:
 class Ticket:
     """An admitted request's reservation, settled exactly once."""
 
-    __slots__ = ("_limiter", "done", "grant")
+    __slots__ = ("_limiter", "done", "grant", "headers")
 
     def __init__(self, limiter: Limiter, grant: Grant) -> None:
         self._limiter = limiter
         self.grant = grant
         self.done = False
-
-    @property
-    def headers(self) -> dict[str, str]:
+        self.headers = grant.headers
         """The ``x-ratelimit-*`` headers for the answer."""
-        return self.grant.headers
 
     def settle(self, tokens: int, cost_usd: float) -> None:
         """Hand the real use to the limiter (later calls do nothing)."""
@@ -56,8 +59,10 @@ class Ticket:
 
     def settle_record(self, record: CallRecord) -> None:
         """Settle with the tokens and cost of the request's record."""
-        tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
-        self.settle(tokens, record.cost_usd or 0.0)
+        if not self.done:
+            self.done = True
+            tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+            self._limiter.settle(self.grant, tokens, record.cost_usd or 0.0)
 
 
 class SettlingEvents:
@@ -94,34 +99,54 @@ class SettlingEvents:
 class Gate:
     """Permissions and limits for one front door, over one :class:`Limiter`."""
 
-    def __init__(self, limiter: Limiter) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        default_route: Callable[[], str | None],
+        log_refusal: Callable[[Call, Plan, RouterError, bool], None],
+    ) -> None:
         self.limiter = limiter
         self.permissions = Permissions()
         self.on_limited: OnLimited | None = None
         """The metrics hook (see :data:`OnLimited`); the app sets it."""
+        self._default_route = default_route
+        self._log_refusal = log_refusal
 
     async def admit(
-        self, identity: Identity, names: Sequence[str], ask: Callable[[], Ask]
+        self, call: Call, request: ChatRequest, plan: Plan, estimate: Estimate
     ) -> Ticket | None:
-        """Check ``names`` against the allow-lists, then count the request in.
+        """Check the names ``request`` asks for against the caller's allow-lists, then
+        count it in with its ``estimate`` over the plan's candidates.
 
-        Raises :class:`LimitExceeded` (403 or 429, with the ``x-ratelimit-*`` headers);
-        returns ``None`` when no scope limits anything (allow-lists only).
+        A refusal (:class:`LimitExceeded`, 403 or 429, with the ``x-ratelimit-*``
+        headers) is logged (``log_refusal``) and raised. Returns ``None`` when no scope
+        limits anything (allow-lists only). Written for few calls: it runs for every
+        limited request.
         """
+        identity = call.identity
         try:
             if identity.models:
+                model = call.requested_model
+                default = None if model else self._default_route()
+                names = requested_names(model, request, call.models_header, default)
                 self.permissions.check(identity, names)
             if not identity.scopes:
                 return None
-            grant = await self.limiter.acquire(identity.scopes, ask())
+            ask = estimate(request, plan.candidates)
+            grant = await self.limiter.acquire(identity.scopes, ask)
         except LimitExceeded as err:
-            if err.reason in ("models", "budget"):
-                # Rate-limit refusals carry their headers already.
-                err.headers.update(self.headers(identity))
-            if self.on_limited is not None:
-                self.on_limited(err.scope_kind, err.reason)
+            self.refused(identity, err)
+            self._log_refusal(call, plan, err, request.stream)
             raise
         return Ticket(self.limiter, grant)
+
+    def refused(self, identity: Identity, err: LimitExceeded) -> None:
+        """A refusal is being answered: complete its headers, tell the metrics hook."""
+        if err.reason in ("models", "budget"):
+            # Rate-limit refusals carry their headers already.
+            err.headers.update(self.headers(identity))
+        if self.on_limited is not None:
+            self.on_limited(err.scope_kind, err.reason)
 
     def headers(self, identity: Identity) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers of ``identity`` now, counting nothing."""

@@ -75,9 +75,13 @@ UNRESTRICTED = Identity()
 """The identity of a ``server.api_keys`` key, or of anyone when no key is configured."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ask:
-    """What a request is expected to use, reserved at admission."""
+    """What a request is expected to use, reserved at admission (treat as read-only).
+
+    Not frozen: one is made for every limited request, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) costs several times as much.
+    """
 
     tokens: int
     """Input tokens (estimated from the body) plus the output it may produce."""

@@ -59,15 +59,19 @@ class LimitExceeded(RouterError):
         self.reason: Reason = reason
 
 
+SUBSECOND = ("0s", *(f"{ms}ms" for ms in range(1, 1000)))
+"""``duration`` of 0 to 999 ms, by the millisecond: the usual reset of a busy limit,
+looked up instead of formatted."""
+
+
 def duration(seconds: float) -> str:
     """``seconds`` as OpenAI's rate-limit headers write it (Go's style), to the
     millisecond: ``"120ms"``, ``"6s"``, ``"6.5s"``, ``"1m0s"``, ``"1h2m3s"``."""
-    if seconds <= 0:
-        return "0s"
-    millis = round(seconds * 1000)
-    # The usual cases first: this runs twice for every limited answer.
+    # The usual cases first, with as few operations as can be: this runs twice for
+    # every limited answer.
+    millis = int(seconds * 1000.0 + 0.5)
     if millis < 1000:
-        return f"{millis}ms" if millis else "0s"
+        return SUBSECOND[millis] if millis > 0 else "0s"
     if millis < 60_000:
         return f"{millis / 1000:g}s"
     hours, millis = divmod(millis, 3_600_000)
@@ -98,6 +102,16 @@ REQUESTS = (
 """The header names of the request limit (rpm): limit, remaining, reset."""
 TOKENS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
 """The header names of the token limit (tpm): limit, remaining, reset."""
+
+
+RAW_NAMES = {name: name.encode() for name in (*REQUESTS, *TOKENS)}
+"""The header names as the wire carries them."""
+
+
+def raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """``x-ratelimit-*`` headers encoded for an ASGI response's ``raw_headers``: a
+    table lookup per name, not a ``lower().encode()``, on every limited answer."""
+    return [(RAW_NAMES[k], v.encode("latin-1")) for k, v in headers.items()]
 
 
 def put(

@@ -11,7 +11,10 @@ from modelrouter.governance.gate import Gate, SettlingEvents, Ticket, make_limit
 from modelrouter.governance.limiter import LocalLimiter
 from modelrouter.governance.types import Ask, Grant, Identity, Limits, Scope
 from modelrouter.governance.wire import LimitExceeded
+from modelrouter.recording import Call
+from modelrouter.registry import Plan
 from modelrouter.settings import Settings
+from providers.base import ChatRequest
 from tests.fakes.clock import FakeClock
 
 
@@ -35,29 +38,62 @@ def ask() -> Ask:
     return Ask(10, 0.0)
 
 
-async def test_permissions_first_then_limits_and_the_hook_hears_both() -> None:
-    gate = Gate(Counting())
-    heard: list[tuple[str, str]] = []
-    gate.on_limited = lambda scope, reason: heard.append((scope, reason))
+def estimate(request: ChatRequest, candidates: list[Any]) -> Ask:
+    return ask()
+
+
+class Doorman:
+    """A gate as the front door builds it, with what it logs and tells the metrics."""
+
+    def __init__(self, default_route: str | None = "a") -> None:
+        self.limiter = Counting()
+        self.logged: list[tuple[str, int, bool]] = []
+        self.heard: list[tuple[str, str]] = []
+        self.gate = Gate(
+            self.limiter,
+            lambda: default_route,
+            lambda call, plan, err, stream: self.logged.append((plan.route, err.status, stream)),
+        )
+        self.gate.on_limited = lambda scope, reason: self.heard.append((scope, reason))
+
+    async def admit(self, who: Identity, model: str | None, **body: Any) -> Ticket | None:
+        call = Call(surface="http", request_id="r", started=0.0, identity=who)
+        request = ChatRequest.from_body({"messages": [{"role": "user", "content": "x"}], **body})
+        call.requested_model = model
+        if model is not None:
+            request = ChatRequest.from_body({"model": model, **request.body})
+        return await self.gate.admit(call, request, Plan(model or "default", []), estimate)
+
+
+async def test_permissions_first_then_limits_and_every_refusal_is_heard_and_logged() -> None:
+    door = Doorman()
     who = scoped(1, [("a",)])
     with pytest.raises(LimitExceeded) as denied:
-        await gate.admit(who, ["b"], ask)
+        await door.admit(who, "b")
     assert denied.value.status == 403
     # A refusal by permission counts nothing and still tells the key its limits.
     assert denied.value.headers["x-ratelimit-remaining-requests"] == "1"
-    ticket = await gate.admit(who, ["a"], ask)
+    ticket = await door.admit(who, "a")
     assert ticket is not None and ticket.headers["x-ratelimit-remaining-requests"] == "0"
     with pytest.raises(LimitExceeded):
-        await gate.admit(who, ["a"], ask)
-    assert heard == [("key", "models"), ("key", "rpm")]
+        await door.admit(who, "a", stream=True)
+    assert door.heard == [("key", "models"), ("key", "rpm")]
+    assert door.logged == [("b", 403, False), ("a", 429, True)]
+
+
+async def test_no_model_is_checked_as_the_default_route() -> None:
+    who = Identity(key_id="k", models=(("a",),))
+    assert await Doorman(default_route="a").admit(who, None) is None
+    with pytest.raises(LimitExceeded, match="'elsewhere' is not allowed"):
+        await Doorman(default_route="elsewhere").admit(who, None)
+    with pytest.raises(LimitExceeded, match="'c' is not allowed"):
+        await Doorman().admit(who, None, models=["a", "c"])
 
 
 async def test_allow_lists_alone_need_no_limiter() -> None:
-    def never() -> Ask:
-        raise AssertionError("no estimate without limits")
-
-    gate = Gate(Counting())
-    assert await gate.admit(Identity(key_id="k", models=(("a",),)), ["a"], never) is None
+    door = Doorman()
+    assert await door.admit(Identity(key_id="k", models=(("a",),)), "a") is None
+    assert door.limiter.state()["scopes"] == 0
 
 
 async def test_a_ticket_settles_once() -> None:
