@@ -104,7 +104,7 @@ def create_app(
     rt = Runtime(config, health_clock=health_clock)
     door = FrontDoor(rt)
     # Virtual keys: loaded from the store into the door's key directory, kept fresh.
-    keys = KeyService(rt.settings, rt.calls.store, door.keys)
+    keys = KeyService(rt.settings, rt.calls.store, door.keys, redact=rt.redactor.text)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
 
@@ -148,7 +148,7 @@ def create_app(
     app.state.keys = keys
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
-    healthz, readyz, health = health_handlers(door)
+    healthz, readyz, health = health_handlers(door, keys)
     # Plain routes: no dependency injection or body models on the hot path.
     chat = chat_handler(door, max_body_mb)
     app.router.add_route(CHAT_PATH, chat, methods=["POST"])

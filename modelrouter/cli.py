@@ -1,5 +1,5 @@
 """The ``modelrouter`` command: serve, mcp, check, models, status (and, in
-:mod:`modelrouter.cli_store`, logs, usage and db)."""
+:mod:`modelrouter.cli_store`, logs, usage and db; in :mod:`modelrouter.cli_keys`, keys)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from modelrouter import __version__
 from modelrouter import config as config_mod
 from modelrouter.catalog import catalog
+from modelrouter.cli_keys import add_key_commands
 from modelrouter.cli_store import add_commands, preflight
 from modelrouter.config import ConfigError, LoadedConfig
 from modelrouter.cost import prices_for
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     command("mcp", "serve MCP over stdio", cmd_mcp)
     add_commands(command, load_or_exit)
+    add_key_commands(command, load_or_exit)
     command("check", "validate the config and print the resolved routes", cmd_check)
     command("models", "list routes and models", cmd_models)
     status = command("status", "a running server's health as a table", cmd_status)

@@ -167,7 +167,7 @@ def admin_key_routes(service: KeyService, admin_keys: list[str], max_body_mb: fl
 async def _reload(service: KeyService) -> None:
     """This process takes its own change in at once (the write is done either way)."""
     try:
-        await service.load()
+        await service.refresh()
     except Exception as err:
         # The change is committed; the poll picks it up once the store answers again.
         log.warning("keys: reload after a change failed: %s", type(err).__name__)

@@ -7,10 +7,14 @@ from starlette.responses import Response
 
 from modelrouter.api.common import Handler, bearer, json_response
 from modelrouter.frontdoor import FrontDoor
+from modelrouter.governance.watch import KeyService
 
 
-def health_handlers(door: FrontDoor) -> tuple[Handler, Handler, Handler]:
-    """``/healthz``, ``/readyz`` and ``/health`` bound to one front door."""
+def health_handlers(
+    door: FrontDoor, keys: KeyService | None = None
+) -> tuple[Handler, Handler, Handler]:
+    """``/healthz``, ``/readyz`` and ``/health`` bound to one front door (and, in
+    ``/health``, the state of the keys loaded from the store)."""
 
     async def healthz(http: Request) -> Response:
         return json_response({"status": "ok"})
@@ -21,6 +25,11 @@ def health_handlers(door: FrontDoor) -> tuple[Handler, Handler, Handler]:
 
     async def health(http: Request) -> Response:
         # Upstream error text names upstream hosts: only for callers with a key.
-        return json_response(door.health(detailed=door.authenticate(bearer(http))))
+        detailed = door.authenticate(bearer(http))
+        report = door.health(detailed=detailed)
+        if keys is not None:
+            state = keys.health()
+            report["keys"] = state if detailed else {"state": state["state"]}
+        return json_response(report)
 
     return healthz, readyz, health

@@ -11,7 +11,8 @@ The router is *open* (anyone may call) only while no key of any kind exists: onc
 single key exists, a request without one is refused, so no limit or budget can be
 bypassed by sending no key at all. While a configured store's keys have not been read
 yet (a PostgreSQL store that does not answer at start), the router is not open either:
-it cannot know that no key exists.
+it cannot know that no key exists; nor once the store has held a key, all of them
+revoked since (revoking the last key must not open the router to everyone).
 
 Each lookup also notes when a key was last used (:attr:`KeyDirectory.used`, one dict
 store); the key watcher writes those times to the store in batches.
@@ -96,23 +97,32 @@ class KeyDirectory:
             self._static = {hash_secret(k): UNRESTRICTED for k in settings.server.api_keys}
             self._static.update(config_identities(settings))
         self._virtual: Mapping[str, Identity] = {}
-        self._waiting = False
+        self._closed = False
         self.used: dict[str, float] = {}
         """Key id -> when it was last accepted (epoch seconds), since the last flush."""
 
     @property
     def open(self) -> bool:
         """Whether requests need no key (no key of any kind exists)."""
-        return self._local or not (self._static or self._virtual or self._waiting)
+        return self._local or not (self._static or self._virtual or self._closed)
 
     def expect_virtual(self) -> None:
         """A store holds keys that are not loaded yet: not open until they are."""
-        self._waiting = not self._local
+        self._closed = not self._local
 
-    def replace_virtual(self, identities: Mapping[str, Identity]) -> None:
-        """Swap in the store's keys (by secret hash), e.g. after a change was seen."""
+    @property
+    def virtual(self) -> Mapping[str, Identity]:
+        """The store's keys now in force, by secret hash (read-only by convention)."""
+        return self._virtual
+
+    def replace_virtual(self, identities: Mapping[str, Identity], *, made: bool = False) -> None:
+        """Swap in the store's keys (by secret hash), e.g. after a change was seen.
+
+        ``made``: the store holds keys, even if none is live (all revoked or expired).
+        The router then stays closed: revoking the last key must not let everyone in.
+        """
         self._virtual = identities
-        self._waiting = False
+        self._closed = made and not self._local and not identities
 
     def identify(self, credential: str | None, now: float) -> Identity | None:
         """The identity of ``credential``, or ``None`` if it is not an accepted key

@@ -2,7 +2,8 @@
 
 :class:`KeyStore` is what the admin API (:mod:`modelrouter.api.admin_keys`) and the
 CLI (``modelrouter keys``) both call. Every write is one transaction that first bumps
-the change counter (:func:`modelrouter.store.keyrows.bump`), then checks and writes:
+the change counter (:func:`modelrouter.store.keyrows.bump`) and stamps the rows it
+writes with the counter's new value (their ``version``), then checks and writes:
 a failure anywhere leaves nothing behind, and a router polling the counter reloads
 exactly when something committed (:mod:`modelrouter.governance.watch`).
 
@@ -101,7 +102,7 @@ class KeyStore:
             updated_at=stamp,
         )
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            values["version"] = await keyrows.bump(conn)
             await self._check_team(conn, values["team"])
             await keyrows.insert_key(conn, values)
             row = await keyrows.get_key(conn, values["id"])
@@ -151,7 +152,7 @@ class KeyStore:
         values = fields.parse_body(body, fields.KEY_FIELDS, now=now, patch=True)
         values["updated_at"] = int(now * US)
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            values["version"] = await keyrows.bump(conn)
             await self._live_key(conn, key_id)
             if "team" in values:
                 await self._check_team(conn, values["team"])
@@ -166,14 +167,19 @@ class KeyStore:
         now = self._clock()
         self._writable_key(key_id)
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            version = await keyrows.bump(conn)
             row = await keyrows.get_key(conn, key_id)
             if row is None:
                 raise not_found(f"No key {key_id!r}.")
             if row["revoked_at"] is None:
                 stamp = int(now * US)
                 # The rotation grace ends with the key: its old secret dies too.
-                done = {"revoked_at": stamp, "updated_at": stamp, "previous_expires_at": None}
+                done = {
+                    "revoked_at": stamp,
+                    "updated_at": stamp,
+                    "previous_expires_at": None,
+                    "version": version,
+                }
                 await keyrows.update_key(conn, key_id, done)
                 row = {**row, **done}
         return key_view(row, await self._spend("key", key_id, row_limits(row), now), now)
@@ -186,10 +192,11 @@ class KeyStore:
         grace = self._grace(body)
         secret = new_secret()
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            version = await keyrows.bump(conn)
             row = await self._live_key(conn, key_id)
             stamp = int(now * US)
             values = {
+                "version": version,
                 "key_hash": hash_secret(secret),
                 "key_prefix": secret[: len(SECRET_PREFIX) + SHOWN_CHARS],
                 "previous_hash": row["key_hash"] if grace else None,
@@ -217,7 +224,7 @@ class KeyStore:
         stamp = int(now * US)
         values.update(created_at=stamp, updated_at=stamp)
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            values["version"] = await keyrows.bump(conn)
             if await keyrows.get_team(conn, name) is not None:
                 raise conflict(f"Team {name!r} exists already.", "team_exists")
             await keyrows.insert_team(conn, values)
@@ -264,7 +271,7 @@ class KeyStore:
         values = fields.parse_body(body, fields.TEAM_FIELDS[1:], now=now, patch=True)
         values["updated_at"] = int(now * US)
         async with self._writer.begin() as conn:
-            await keyrows.bump(conn)
+            values["version"] = await keyrows.bump(conn)
             if await keyrows.get_team(conn, name) is None:
                 raise not_found(f"No team {name!r}.")
             await keyrows.update_team(conn, name, values)

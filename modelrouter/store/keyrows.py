@@ -28,12 +28,15 @@ def _plain(row: Any) -> Row:
     return {str(k): v for k, v in row._mapping.items()}
 
 
-async def bump(conn: AsyncConnection) -> None:
-    """Count one change. Called first in every write transaction: on PostgreSQL the row
-    lock it takes makes writers of keys and teams run one at a time."""
+async def bump(conn: AsyncConnection) -> int:
+    """Count one change and return the counter's new value, which the rows the
+    transaction writes carry as their ``version``. Called first in every write
+    transaction: on PostgreSQL the row lock it takes makes writers of keys and teams run
+    one at a time, so versions commit in order."""
     await conn.execute(
         update(changes).where(changes.c.id == 1).values(version=changes.c.version + 1)
     )
+    return await version(conn)
 
 
 async def version(conn: AsyncConnection) -> int:
@@ -48,6 +51,17 @@ async def snapshot(engine: AsyncEngine) -> tuple[int, list[Row], list[Row]]:
     async with engine.connect() as conn:
         seen = await version(conn)
         key_rows = [_plain(r) for r in await conn.execute(select(keys).order_by(keys.c.created_at))]
+        team_rows = [_plain(r) for r in await conn.execute(select(teams).order_by(teams.c.name))]
+    return seen, key_rows, team_rows
+
+
+async def changed_since(engine: AsyncEngine, since: int) -> tuple[int, list[Row], list[Row]]:
+    """The counter, the keys written after change ``since`` (by their ``version``, an
+    index range), and every team (few; a deleted one must be seen missing)."""
+    async with engine.connect() as conn:
+        seen = await version(conn)
+        found = await conn.execute(select(keys).where(keys.c.version > since))
+        key_rows = [_plain(r) for r in found]
         team_rows = [_plain(r) for r in await conn.execute(select(teams).order_by(teams.c.name))]
     return seen, key_rows, team_rows
 

@@ -183,8 +183,12 @@ keys = Table(
     # Rotation: the secret before the last rotation stays valid until previous_expires_at.
     Column("previous_hash", String(64)),
     Column("previous_expires_at", BigInteger),
+    # The change (``changes.version``) that last wrote the row: a router that has seen
+    # change N reloads only the keys with version > N.
+    Column("version", BigInteger, nullable=False),
     # Two secrets must never hash alike: a lookup by hash finds one key.
     Index("ux_keys_key_hash", "key_hash", unique=True),
+    Index("ix_keys_version", "version"),
 )
 """Virtual keys (one row each, revoked ones kept for the call log's sake)."""
 
@@ -200,6 +204,7 @@ teams = Table(
     Column("metadata", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
 )
 """Teams made at run time (``[teams.NAME]`` of the config are not stored)."""
 

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 import httpx2
 
 BODY = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+KEY = "sk-load-key"
+"""The key every load request sends. Configs of routers whose store may be down at
+start list it in ``server.api_keys``: until a store's keys are read, only such keys
+are accepted (the router cannot know that no virtual key exists)."""
 CUT = -1
 """The status noted for a stream that began but did not end with ``[DONE]``."""
 
@@ -54,7 +58,8 @@ class Load:
     def _run(self, n: int) -> None:
         deadline = time.monotonic() + self.max_seconds
         limits = httpx2.Limits(max_keepalive_connections=None if self.keepalive else 0)
-        with httpx2.Client(base_url=self.base, timeout=30, limits=limits) as client:
+        auth = {"authorization": f"Bearer {KEY}"}
+        with httpx2.Client(base_url=self.base, timeout=30, limits=limits, headers=auth) as client:
             i = 0
             while not self._stop.is_set() and time.monotonic() < deadline:
                 i += 1

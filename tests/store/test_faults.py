@@ -20,6 +20,7 @@ import pytest
 
 from tests.router import RunningRouter, router_config, run_router
 from tests.store.helpers import count, sql, upgrade, wait_until
+from tests.store.load import KEY as LOAD_KEY
 from tests.store.load import Load
 from tests.store.proxy import TcpProxy
 from tests.store.services import PG_HOST, PG_PORT, require_pg, reset_pg
@@ -49,11 +50,13 @@ def sim_config(url: str, spool: Path, **store: Any) -> Any:
         models={"m": {"provider": "sim", "input_cost_per_mtok": 1, "output_cost_per_mtok": 2}},
         routes={"default": {"models": ["m"]}},
         store={"url": url, "spool_dir": str(spool), **store},
+        server={"api_keys": [LOAD_KEY]},
     )
 
 
 def store_health(r: RunningRouter) -> dict[str, Any]:
-    health: dict[str, Any] = httpx2.get(r.url + "/health", timeout=10).json()["store"]
+    auth = {"authorization": f"Bearer {LOAD_KEY}"}  # the store's detail: for key holders
+    health: dict[str, Any] = httpx2.get(r.url + "/health", headers=auth, timeout=10).json()["store"]
     return health
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.store.helpers import sql, upgrade, wait_until
 from tests.store.load import CUT, Load
+from tests.store.load import KEY as LOAD_KEY
 from tests.store.proxy import TcpProxy
 from tests.store.services import PG_HOST, PG_PORT, require_pg, reset_pg
 from tests.subproc import CLI, child_env, free_port
@@ -23,6 +24,7 @@ from tests.subproc import CLI, child_env, free_port
 CONFIG = """
 [server]
 drain_s = 10
+api_keys = ["{key}"]
 
 [providers.sim]
 kind = "simulated"
@@ -46,7 +48,7 @@ def serve(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``modelrouter serve`` on a free port; yields the process and its base URL."""
     cfg = tmp / "modelrouter.toml"
-    cfg.write_text(CONFIG.format(url=url, spool=tmp / "spool"))
+    cfg.write_text(CONFIG.format(url=url, spool=tmp / "spool", key=LOAD_KEY))
     port = free_port()
 
     def limits() -> None:
@@ -156,7 +158,10 @@ def test_a_full_disk_for_the_spool_is_reported_not_a_crash(tmp_path: Path) -> No
             load = Load(base, threads=4, stream_every=0).start()
 
             def store() -> dict[str, object]:
-                h: dict[str, object] = httpx2.get(base + "/health", timeout=10).json()["store"]
+                auth = {"authorization": f"Bearer {LOAD_KEY}"}
+                h: dict[str, object] = httpx2.get(
+                    base + "/health", headers=auth, timeout=10
+                ).json()["store"]
                 return h
 
             wait_until(lambda: bool(store()["spool_error"]), what="the spool write failing")

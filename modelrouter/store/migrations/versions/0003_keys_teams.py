@@ -44,8 +44,10 @@ def upgrade() -> None:
         sa.Column("last_used_at", sa.BigInteger),
         sa.Column("previous_hash", sa.String(64)),
         sa.Column("previous_expires_at", sa.BigInteger),
+        sa.Column("version", sa.BigInteger, nullable=False),
     )
     op.create_index("ux_keys_key_hash", "keys", ["key_hash"], unique=True)
+    op.create_index("ix_keys_version", "keys", ["version"])
     op.create_table(
         "teams",
         sa.Column("name", sa.String(200), primary_key=True),
@@ -53,6 +55,7 @@ def upgrade() -> None:
         sa.Column("metadata", sa.Text, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
     )
     changes = op.create_table(
         "changes",
@@ -66,5 +69,6 @@ def downgrade() -> None:
     """Drop the three tables (every virtual key and run-time team with them)."""
     op.drop_table("changes")
     op.drop_table("teams")
+    op.drop_index("ix_keys_version", table_name="keys")
     op.drop_index("ux_keys_key_hash", table_name="keys")
     op.drop_table("keys")
