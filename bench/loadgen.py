@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,9 @@ class Wrk:
         duration_s: float,
         max_requests: int | None = None,
         path: str = CHAT_PATH,
+        headers: Mapping[str, str] | None = None,
     ) -> LoadResult:
-        """One timed wrk run against ``127.0.0.1:port``.
+        """One timed wrk run against ``127.0.0.1:port`` (``headers``: added to each request).
 
         wrk's runs last whole seconds and cannot stop after N answers (a Lua
         ``response()`` hook that stops the thread skews its latency figures), so a
@@ -106,10 +108,11 @@ class Wrk:
         """
         if max_requests is not None:
             self._delegated += 1
-            return PyDriver().run(port, body, conns, duration_s, max_requests, path)
+            return PyDriver().run(port, body, conns, duration_s, max_requests, path, headers)
         self._n += 1
         script = self.workdir / f"wrk-{self._n}.lua"
-        script.write_text(WRK_SCRIPT.format(body=body))
+        extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+        script.write_text(extra + WRK_SCRIPT.format(body=body))
         argv = [
             self.binary,
             "-t1",
@@ -167,11 +170,13 @@ class PyDriver:
         duration_s: float,
         max_requests: int | None = None,
         path: str = CHAT_PATH,
+        headers: Mapping[str, str] | None = None,
     ) -> LoadResult:
-        """One bounded run against ``127.0.0.1:port``."""
+        """One bounded run against ``127.0.0.1:port`` (``headers``: added to each request)."""
         data = body.read_bytes()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         ).encode() + data
         return run_async(_drive(port, request, conns, duration_s, max_requests))

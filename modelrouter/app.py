@@ -60,7 +60,8 @@ class RouterApp:
 
     @property
     def state(self) -> Any:
-        """The app's state (``state.runtime`` is the :class:`Runtime`)."""
+        """The app's state (``state.runtime`` is the :class:`Runtime`, ``state.door`` the
+        :class:`FrontDoor`)."""
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -120,6 +121,7 @@ def create_app(
             tune_malloc()
         await rt.start()  # opens (and on SQLite upgrades) the store first
         await keys.start()
+        await door.start()  # the limiter: budgets read from the store from here on
         if tune_process:
             # Everything built so far lives until shutdown: out of the collector's way.
             # Full collections over these objects caused the p99 spikes under load.
@@ -130,6 +132,7 @@ def create_app(
             async with mcp.session_manager.run():
                 yield
         finally:
+            await door.aclose()
             await keys.aclose()
             await rt.aclose()
 
@@ -148,6 +151,7 @@ def create_app(
         lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: crash}
     )
     app.state.runtime = rt
+    app.state.door = door
     app.state.keys = keys
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.api.chat import served_headers
+from modelrouter.api.chat import limited, served_headers
 from modelrouter.api.common import Handler, call_of, error_response, read_body
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
@@ -30,6 +30,7 @@ def embeddings_handler(door: FrontDoor, max_body_mb: float) -> Handler:
         except RouterError as err:
             return error_response(err, call.request_id)
         headers = served_headers(call.request_id, result)
-        return Response(result.completion.body, headers=headers, media_type="application/json")
+        body = result.completion.body
+        return limited(Response(body, headers=headers, media_type="application/json"), result)
 
     return embeddings

@@ -18,7 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.api.chat import SSE_HEADERS, served_headers
+from modelrouter.api.chat import SSE_HEADERS, limited, served_headers
 from modelrouter.api.common import Handler, bearer, call_of, parse_json_object, read_body
 from modelrouter.api.sse import SSEResponse
 from modelrouter.errors import RouterError, bad_request
@@ -103,10 +103,10 @@ async def _answer(door: FrontDoor, call: Call, http: Request, max_body_mb: float
         answer = result.completion.body
         if not result.native:
             answer = anthropic_out.to_message(answer, model)
-        return Response(answer, headers=headers, media_type="application/json")
+        return limited(Response(answer, headers=headers, media_type="application/json"), result)
     assert result.events is not None
     headers.update(SSE_HEADERS)
-    return SSEResponse(result.events, headers, result.client_left)
+    return limited(SSEResponse(result.events, headers, result.client_left), result)
 
 
 def messages_handlers(door: FrontDoor, max_body_mb: float) -> tuple[Handler, Handler]:

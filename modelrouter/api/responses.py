@@ -13,7 +13,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.api.chat import SSE_HEADERS, served_headers
+from modelrouter.api.chat import SSE_HEADERS, limited, served_headers
 from modelrouter.api.common import Handler, call_of, error_response, parse_json_object, read_body
 from modelrouter.api.messages import IGNORED_HEADER
 from modelrouter.api.sse import SSEResponse
@@ -52,10 +52,10 @@ async def _answer(door: FrontDoor, call: Call, http: Request, max_body_mb: float
         headers[IGNORED_HEADER] = ",".join(translated.ignored)
     if isinstance(result, Completed):
         body = to_response(result.completion.body, translated.echo, model)
-        return Response(body, headers=headers, media_type="application/json")
+        return limited(Response(body, headers=headers, media_type="application/json"), result)
     assert result.events is not None
     headers.update(SSE_HEADERS)
-    return SSEResponse(result.events, headers, result.client_left)
+    return limited(SSEResponse(result.events, headers, result.client_left), result)
 
 
 def responses_handler(door: FrontDoor, max_body_mb: float) -> Handler:
