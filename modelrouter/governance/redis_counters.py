@@ -1,0 +1,207 @@
+"""What the shared counters look like in Redis: key names, scripts, arguments, answers.
+
+Pure functions and values, no I/O: :mod:`modelrouter.governance.redis_limiter` sends
+what these build. The layout (schema :data:`SCHEMA`):
+
+``NS:v1:{TAG}:KIND:ID:rpm`` and ``:tpm``
+    token buckets, a hash ``l`` (level) ``t`` (Redis time of the last write, µs); a
+    missing bucket is full, and each expires once it would be full again.
+``NS:v1:{TAG}:KIND:ID:spend:PERIOD``
+    a hash: ``spent`` and ``rsum`` (reserved by requests in flight) in nano-USD, and
+    ``r:<reservation id>`` per request in flight; expires after its period.
+``NS:v1:{TAG}:KIND:ID:resv:PERIOD``
+    a sorted set, reservation id → the time (ms) after which it is dropped, so a
+    replica that dies mid-request cannot hold budget forever.
+
+``TAG`` is a Redis Cluster hash tag: the request's team when a team scope is counted,
+else its key, so that one script call only ever names keys of one slot. Money is
+counted in integer nano-USD so that reservations add and subtract exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+
+from modelrouter.governance.types import Period, Scope
+
+SCHEMA = 1
+"""Bump with any change to the scripts or the layout: keys carry it (``v1``), so
+replicas of two versions during a rolling upgrade never share a counter."""
+NANO = 1_000_000_000
+"""Counting unit of money: 1e-9 USD."""
+IDLE_TTL_S = 35 * 86_400
+"""Lifetime of a ``total`` budget's counter after its last use (then re-seeded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script and the SHA-1 that ``EVALSHA`` names it by."""
+
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        """The SHA-1 Redis files the script under."""
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+@cache
+def script(name: str) -> Script:
+    """``acquire`` or ``settle``, read from the package."""
+    text = resources.files("modelrouter.governance").joinpath(f"lua/{name}.lua").read_text()
+    return Script(name, text)
+
+
+def base(namespace: str) -> str:
+    """The prefix of every key: ``NS:v1:``."""
+    return f"{namespace}:v{SCHEMA}:"
+
+
+def period_window(period: Period, now: float) -> tuple[str, float, float]:
+    """(label, start, end) of the UTC budget period holding ``now`` (epoch seconds);
+    ``total`` runs from 0 to infinity. Weeks start on Monday and are labelled by ISO
+    week (``2026-W49``)."""
+    if period == "total":
+        return "total", 0.0, float("inf")
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day.strftime("%Y-%m-%d"), day.timestamp(), (day + timedelta(days=1)).timestamp()
+    if period == "week":
+        start = day - timedelta(days=day.weekday())
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}", start.timestamp(), (start + timedelta(days=7)).timestamp()
+    start = day.replace(day=1)
+    nxt = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start.strftime("%Y-%m"), start.timestamp(), nxt.timestamp()
+
+
+def hash_tag(scopes: Sequence[Scope]) -> str:
+    """The Cluster hash tag of a request's keys: its team if counted, else its key."""
+    for s in scopes:
+        if s.kind == "team":
+            return s.label
+    return scopes[0].label
+
+
+@cache
+def _keys(prefix: str, tag: str, label: str, period: str) -> tuple[str, str, str, str]:
+    head = f"{prefix}{{{tag}}}:{label}"
+    return f"{head}:rpm", f"{head}:tpm", f"{head}:spend:{period}", f"{head}:resv:{period}"
+
+
+def _opt(value: float | None, scale: int = 1) -> str:
+    return "" if value is None else str(round(value * scale))
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything a request's two script calls name: keys, per-scope arguments."""
+
+    keys: list[str]
+    scope_args: list[list[str]]
+    """Five per scope for ``acquire``: rpm, tpm, budget, expires at, seed ("")."""
+    windows: list[tuple[str, float, float] | None]
+    """Each scope's budget period (``None`` = no budget): what seeds are asked for."""
+
+    def settle_args(self) -> list[str]:
+        """Two per scope for ``settle``: tpm, budget flag."""
+        out: list[str] = []
+        for args in self.scope_args:
+            out += [args[1], "1" if args[2] else "0"]
+        return out
+
+
+def plan(namespace: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Plan:
+    """The keys and arguments for ``scopes`` at ``now``; a budget's counter expires
+    ``slack_s`` after its period ends (requests admitted at the end still settle)."""
+    prefix, tag = base(namespace), hash_tag(scopes)
+    keys: list[str] = []
+    scope_args: list[list[str]] = []
+    windows: list[tuple[str, float, float] | None] = []
+    for s in scopes:
+        lim = s.limits
+        window = None if lim.budget_usd is None else period_window(lim.budget_period, now)
+        keys += _keys(prefix, tag, s.label, window[0] if window else "-")
+        expire_at = (
+            "0" if window is None or window[2] == float("inf") else str(int(window[2] + slack_s))
+        )
+        scope_args.append([_opt(lim.rpm), _opt(lim.tpm), _opt(lim.budget_usd, NANO), expire_at, ""])
+        windows.append(window)
+    return Plan(keys, scope_args, windows)
+
+
+def acquire_args(
+    p: Plan, rid: str, tokens: int, cost_usd: float, resv_ms: int, seeds: dict[int, float]
+) -> list[str]:
+    """``acquire``'s ARGV; ``seeds``: scope index (0-based) → spend known from the store."""
+    out = [rid, str(max(0, tokens)), str(max(0, round(cost_usd * NANO))), str(resv_ms)]
+    out.append(str(IDLE_TTL_S))
+    for i, args in enumerate(p.scope_args):
+        seed = seeds.get(i)
+        out += [*args[:4], "" if seed is None else str(max(0, round(seed * NANO)))]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The script admitted the request; the stricter scope's numbers per kind."""
+
+    now_ms: int
+    requests: tuple[int, int, float] | None
+    tokens: tuple[int, int, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The script refused; nothing was taken."""
+
+    now_ms: int
+    reason: str
+    """``rpm``, ``tpm`` or ``budget``."""
+    scope: int
+    """0-based index into the request's scopes."""
+    wait_s: float
+    spent_usd: float
+    reserved_usd: float
+    budget_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class NeedSeed:
+    """These scopes' spend for the period is not in Redis (first use, or a restart)."""
+
+    now_ms: int
+    scopes: list[int]
+
+
+def decode(reply: Sequence[int]) -> Admitted | Refused | NeedSeed:
+    """The typed form of ``acquire``'s answer."""
+    kind, now_ms = int(reply[0]), int(reply[1])
+    if kind == 2:
+        return NeedSeed(now_ms, [int(i) - 1 for i in reply[2:]])
+    if kind == 0:
+        _, _, reason, scope, wait, spent, rsum, budget = (int(x) for x in reply)
+        return Refused(
+            now_ms,
+            ("rpm", "tpm", "budget")[reason - 1],
+            scope - 1,
+            wait / 1000,
+            spent / NANO,
+            rsum / NANO,
+            budget / NANO,
+        )
+    r = [int(x) for x in reply[2:8]]
+    req = None if r[0] < 0 else (r[0], r[1], r[2] / 1000)
+    tok = None if r[3] < 0 else (r[3], r[4], r[5] / 1000)
+    return Admitted(now_ms, req, tok)

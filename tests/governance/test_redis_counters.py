@@ -1,0 +1,129 @@
+"""The pure parts of the shared counters: periods, key names, arguments, headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from modelrouter.governance.redis_counters import (
+    NANO,
+    SCHEMA,
+    acquire_args,
+    decode,
+    hash_tag,
+    period_window,
+    plan,
+    script,
+)
+from modelrouter.governance.refusals import rate_headers, reset_text, retry_after_s
+from modelrouter.governance.types import Limits, Scope
+
+PINNED = {
+    1: {
+        "acquire": "",
+        "settle": "",
+    }
+}
+"""The scripts' SHA-1 per schema. A changed script with the same schema would share
+counters with replicas still running the old one during a rolling upgrade: change a
+script, bump ``SCHEMA``, and pin the new SHAs here."""
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("period", "now", "label", "start", "end"),
+    [
+        ("day", "2026-12-01T23:59:59", "2026-12-01", "2026-12-01T00:00:00", "2026-12-02T00:00:00"),
+        ("week", "2026-12-03T10:00:00", "2026-W49", "2026-11-30T00:00:00", "2026-12-07T00:00:00"),
+        ("week", "2026-11-30T00:00:00", "2026-W49", "2026-11-30T00:00:00", "2026-12-07T00:00:00"),
+        ("week", "2027-01-01T12:00:00", "2026-W53", "2026-12-28T00:00:00", "2027-01-04T00:00:00"),
+        ("month", "2026-12-31T23:00:00", "2026-12", "2026-12-01T00:00:00", "2027-01-01T00:00:00"),
+        ("month", "2027-02-10T00:00:00", "2027-02", "2027-02-01T00:00:00", "2027-03-01T00:00:00"),
+    ],
+)
+def test_period_windows_are_utc_calendar_periods(
+    period: str, now: str, label: str, start: str, end: str
+) -> None:
+    assert period_window(period, ts(now)) == (label, ts(start), ts(end))  # type: ignore[arg-type]
+
+
+def test_total_period_never_ends() -> None:
+    assert period_window("total", ts("2026-12-01T00:00:00")) == ("total", 0.0, float("inf"))
+
+
+def test_keys_carry_the_schema_and_one_hash_tag_per_request() -> None:
+    key = Scope("key", "k1", Limits(rpm=5, budget_usd=2.0, budget_period="day"))
+    team = Scope("team", "research", Limits(tpm=100))
+    p = plan("ns", [key, team], ts("2026-12-01T12:00:00"), 60)
+    assert hash_tag([key, team]) == "team:research"
+    assert hash_tag([key]) == "key:k1"
+    assert p.keys[:4] == [
+        "ns:v1:{team:research}:key:k1:rpm",
+        "ns:v1:{team:research}:key:k1:tpm",
+        "ns:v1:{team:research}:key:k1:spend:2026-12-01",
+        "ns:v1:{team:research}:key:k1:resv:2026-12-01",
+    ]
+    assert all(k.startswith(f"ns:v{SCHEMA}:{{team:research}}:") for k in p.keys)
+    # the budget's counter lives until its period's end plus the slack
+    assert p.scope_args[0] == ["5", "", str(2 * NANO), str(int(ts("2026-12-02T00:00:00") + 60)), ""]
+    assert p.scope_args[1] == ["", "100", "", "0", ""]
+    assert p.settle_args() == ["", "1", "100", "0"]
+    args = acquire_args(p, "r1", 300, 0.0123, 5000, {0: 1.5})
+    assert args[:5] == ["r1", "300", str(12_300_000), "5000", str(35 * 86_400)]
+    assert args[9] == str(1_500_000_000)
+
+
+def test_script_shas_are_pinned_per_schema() -> None:
+    for name in ("acquire", "settle"):
+        assert script(name).sha == PINNED[SCHEMA][name], (
+            f"lua/{name}.lua changed: bump SCHEMA in redis_counters.py and pin the new SHA"
+        )
+
+
+def test_decode_answers() -> None:
+    ok = decode([1, 5000, 10, 9, 6000, -1, -1, -1])
+    assert ok.requests == (10, 9, 6.0)  # type: ignore[union-attr]
+    assert ok.tokens is None  # type: ignore[union-attr]
+    no = decode([0, 5000, 3, 2, 0, NANO, NANO // 2, 2 * NANO])
+    assert (no.reason, no.scope, no.spent_usd, no.reserved_usd, no.budget_usd) == (  # type: ignore[union-attr]
+        "budget",
+        1,
+        1.0,
+        0.5,
+        2.0,
+    )
+    assert decode([2, 5000, 1, 2]).scopes == [0, 1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.02, "20ms"),
+        (0.9994, "999ms"),
+        (6, "6s"),
+        (1.5, "1.5s"),
+        (60, "1m0s"),
+        (90.25, "1m30.25s"),
+        (3723, "1h2m3s"),
+    ],
+)
+def test_reset_text_is_openais_form(seconds: float, text: str) -> None:
+    assert reset_text(seconds) == text
+
+
+def test_retry_after_rounds_up_to_whole_seconds() -> None:
+    assert [retry_after_s(w) for w in (0.0, 0.2, 1.0, 5.9, 6.0001)] == [1, 1, 1, 6, 7]
+
+
+def test_rate_headers_only_for_limited_kinds() -> None:
+    assert rate_headers((10, 3, 42.0), None) == {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "3",
+        "x-ratelimit-reset-requests": "42s",
+    }
+    assert rate_headers(None, (1000, -50, 3.0))["x-ratelimit-remaining-tokens"] == "0"
