@@ -107,6 +107,7 @@ def create_app(
         if tune_process:
             tune_malloc()
         await rt.start()
+        await door.start()
         if tune_process:
             # Everything built so far lives until shutdown: out of the collector's way.
             # Full collections over these objects caused the p99 spikes under load.
@@ -117,6 +118,7 @@ def create_app(
             async with mcp.session_manager.run():
                 yield
         finally:
+            await door.aclose()
             await rt.aclose()
 
     async def http_error(request: Request, exc: Exception) -> Response:

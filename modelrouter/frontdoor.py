@@ -4,11 +4,12 @@ Every surface (the HTTP endpoints, the MCP tools) translates its protocol into a
 chat body and a :class:`Call` (who is calling, by which door), hands both to
 :class:`FrontDoor`, and translates the result back. Everything in between happens
 here, in this order, for every surface alike: authentication, preparation (validate,
-resolve, rank), dispatch (fallback, retries, deadline), usage and cost
+resolve, rank), permissions and limits (:class:`~modelrouter.governance.gate.Gate`,
+for keys that have any), dispatch (fallback, retries, deadline), usage and cost
 (:func:`modelrouter.cost.cost_of` over the dispatcher's
-:class:`~modelrouter.dispatch.Outcome`), and the access-log record. Later stages of
-the gateway (permissions, limits, metrics) belong here too, so that each is written
-once.
+:class:`~modelrouter.dispatch.Outcome`), the access-log record, and the limiter
+settled with what the request really used. Later stages of the gateway (metrics)
+belong here too, so that each is written once.
 
 A request ends as exactly one of two types: :class:`Completed` or :class:`Streaming`;
 a failure is a :class:`~modelrouter.errors.RouterError`, already logged when raised.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,12 @@ from modelrouter import reports
 from modelrouter.attempts import Attempt, Observer, loop_detected
 from modelrouter.dispatch import CLIENT_GONE, SHUTDOWN_CUT, Outcome
 from modelrouter.errors import RouterError, bad_request, unauthorized
+from modelrouter.governance.budget import StoreSpend
 from modelrouter.governance.directory import KeyDirectory
-from modelrouter.governance.types import Identity
+from modelrouter.governance.estimate import chat_ask, embed_ask
+from modelrouter.governance.gate import Gate, SettlingEvents, Ticket, make_limiter
+from modelrouter.governance.permissions import requested_names
+from modelrouter.governance.types import Ask, Identity
 from modelrouter.prompts import prompt_chat_body
 from modelrouter.recording import Call as Call
 from modelrouter.recording import make_record, stream_answer
@@ -36,6 +41,7 @@ from modelrouter.registry import ModelEntry, Plan
 from modelrouter.runtime import Runtime
 from modelrouter.settings import Settings
 from modelrouter.store.calllog import CallLog
+from modelrouter.store.record import CallRecord
 from providers.base import ChatRequest, Completion, Native, speaks
 from providers.sse import ShapeFactory
 
@@ -65,6 +71,8 @@ class Served:
     attempts: list[Attempt]
     native: bool = False
     """The answer is in the client's own API (a provider that speaks it), not OpenAI's."""
+    limits: dict[str, str] | None = None
+    """``x-ratelimit-*`` headers for a limited key's answer."""
 
     @property
     def model(self) -> str:
@@ -111,6 +119,18 @@ class FrontDoor:
         """Every accepted key (``local``: none needed, for MCP over stdio)."""
         self.now = rt.dispatcher.now
         """The clock every :class:`Call` is stamped with."""
+        calls = rt.calls
+        spend = StoreSpend(lambda: calls.reader) if calls.enabled else None
+        self.gate = Gate(make_limiter(rt.settings, spend))
+        """Permissions and limits (its ``on_limited`` is the metrics hook)."""
+
+    async def start(self) -> None:
+        """Start the limiter's background work (after :meth:`Runtime.start`)."""
+        await self.gate.limiter.start()
+
+    async def aclose(self) -> None:
+        """Stop the limiter's background work."""
+        await self.gate.limiter.aclose()
 
     @property
     def open(self) -> bool:
@@ -128,6 +148,8 @@ class FrontDoor:
     def refuse(self, call: Call, err: RouterError) -> RouterError:
         """Log a request the surface refused before it reached the door; return ``err``."""
         self._log_failure(call, None, err, stream=False)
+        if call.identity.scopes:
+            err.headers.update(self.gate.headers(call.identity))
         return err
 
     async def chat(
@@ -145,22 +167,28 @@ class FrontDoor:
         body as sent as ``native``, and how their answer streams look as ``shape``.
         """
         request, plan = self._admit(call, body, native)
+        ticket = None
+        if call.identity.models or call.identity.scopes:
+            ticket = await self._govern(call, request, plan, chat_ask)
         dispatcher = self._rt.dispatcher
         try:
             if request.stream:
                 out = await dispatcher.open_stream(request, plan, observer)
             else:
                 out = await dispatcher.complete(request, plan, observer)
-        except RouterError as err:
-            self._log_failure(call, plan, err, stream=request.stream)
+        except BaseException as err:
+            self._failed(call, plan, err, ticket, stream=request.stream)
             raise
         as_sent = speaks(out.entry.provider, native)
+        limits = ticket.headers if ticket is not None else None
         if out.completion is not None:
             answer = None
             if self._rt.log_bodies:
                 answer = out.completion.body.decode("utf-8", "replace")
-            self._log(call, plan, out, 200, stream=False, answer=answer)
-            return Completed(out.entry, out.attempts, as_sent, completion=out.completion)
+            record = self._log(call, plan, out, 200, stream=False, answer=answer)
+            if ticket is not None:
+                ticket.settle_record(record)
+            return Completed(out.entry, out.attempts, as_sent, limits, completion=out.completion)
         if self._rt.log_bodies:
             out.events = []
 
@@ -168,11 +196,15 @@ class FrontDoor:
             status = CLIENT_CLOSED if done.cut == CLIENT_GONE else 200
             code = "stream_interrupted" if error else STREAM_ERRORS.get(done.cut or "")
             answer = stream_answer(done.events) if done.events is not None else None
-            self._log(call, plan, done, status, stream=True, error_code=code, answer=answer)
+            rec = self._log(call, plan, done, status, stream=True, error_code=code, answer=answer)
+            if ticket is not None:
+                ticket.settle_record(rec)
 
         stream_shape = shape(as_sent) if shape is not None else None
         events = dispatcher.relay(request, out, on_end, stream_shape)
-        return Streaming(out.entry, out.attempts, as_sent, events=events, outcome=out)
+        if ticket is not None:
+            events = SettlingEvents(events, ticket)
+        return Streaming(out.entry, out.attempts, as_sent, limits, events=events, outcome=out)
 
     async def embed(self, call: Call, body: bytes | dict[str, Any]) -> Completed:
         """Run one embeddings request (OpenAI's ``list`` answer in ``completion.body``)."""
@@ -182,14 +214,20 @@ class FrontDoor:
             call.note(request.wire)
         except RouterError as err:
             raise self.refuse(call, err) from None
+        ticket = None
+        if call.identity.models or call.identity.scopes:
+            ticket = await self._govern(call, request.wire, plan, embed_ask)
         try:
             out = await self._rt.dispatcher.embed(request, plan)
-        except RouterError as err:
-            self._log_failure(call, plan, err, stream=False)
+        except BaseException as err:
+            self._failed(call, plan, err, ticket, stream=False)
             raise
-        self._log(call, plan, out, 200, stream=False)
+        record = self._log(call, plan, out, 200, stream=False)
         assert out.completion is not None
-        return Completed(out.entry, out.attempts, completion=out.completion)
+        if ticket is None:
+            return Completed(out.entry, out.attempts, completion=out.completion)
+        ticket.settle_record(record)
+        return Completed(out.entry, out.attempts, limits=ticket.headers, completion=out.completion)
 
     async def complete(
         self, call: Call, body: dict[str, Any], observer: Observer | None = None
@@ -220,9 +258,18 @@ class FrontDoor:
         """Whether every route has a model whose breaker is not open."""
         return reports.is_ready(self._rt)
 
-    def model_objects(self) -> list[dict[str, Any]]:
-        """Every route and model as an OpenAI model object with router extras."""
-        return reports.model_objects(self._rt)
+    def model_objects(self, identity: Identity | None = None) -> list[dict[str, Any]]:
+        """Every route and model (that ``identity`` may use) as an OpenAI model object
+        with router extras."""
+        objects = reports.model_objects(self._rt)
+        if identity is None or not identity.models:
+            return objects
+        return [o for o in objects if self.gate.may_use(identity, o["id"])]
+
+    def may_use(self, identity: Identity, name: str) -> bool:
+        """Whether ``identity`` may use route or model ``name`` (``None``: the default route)."""
+        target = name or self.default_route
+        return target is None or self.gate.may_use(identity, target)
 
     @property
     def call_log(self) -> CallLog:
@@ -266,6 +313,36 @@ class FrontDoor:
         except RouterError as err:
             raise self.refuse(call, err) from None
 
+    async def _govern(
+        self,
+        call: Call,
+        request: ChatRequest,
+        plan: Plan,
+        estimate: Callable[[ChatRequest, list[ModelEntry]], Ask],
+    ) -> Ticket | None:
+        """Permissions and limits for a planned request; a refusal is logged and raised."""
+        names = requested_names(
+            call.requested_model, request, call.models_header, self.default_route
+        )
+        try:
+            return await self.gate.admit(
+                call.identity, names, lambda: estimate(request, plan.candidates)
+            )
+        except RouterError as err:
+            self._log_failure(call, plan, err, stream=request.stream)
+            raise
+
+    def _failed(
+        self, call: Call, plan: Plan, err: BaseException, ticket: Ticket | None, *, stream: bool
+    ) -> None:
+        """A dispatch that raised: logged if it is an answer; the ticket settled with nothing."""
+        if isinstance(err, RouterError):
+            self._log_failure(call, plan, err, stream=stream)
+        if ticket is not None:
+            ticket.settle(0, 0.0)  # failed requests use nothing
+            if isinstance(err, RouterError):
+                err.headers.update(ticket.headers)
+
     def _log(
         self,
         call: Call,
@@ -276,28 +353,28 @@ class FrontDoor:
         stream: bool,
         error_code: str | None = None,
         answer: str | None = None,
-    ) -> None:
+    ) -> CallRecord:
         ttft = None
         if out.ttft is not None:
             # From the request's arrival, failed attempts included: what the client waited.
             ttft = out.started + out.ttft - call.started
-        self._rt.record(
-            make_record(
-                call,
-                plan,
-                status=status,
-                attempts=out.attempts,
-                stream=stream,
-                latency_s=self.now() - call.started,
-                error_code=error_code,
-                entry=out.entry,
-                usage=out.usage,
-                usage_estimated=out.usage_estimated,
-                ttft_s=ttft,
-                answer=answer,
-                log_bodies=self._rt.log_bodies,
-            )
+        record = make_record(
+            call,
+            plan,
+            status=status,
+            attempts=out.attempts,
+            stream=stream,
+            latency_s=self.now() - call.started,
+            error_code=error_code,
+            entry=out.entry,
+            usage=out.usage,
+            usage_estimated=out.usage_estimated,
+            ttft_s=ttft,
+            answer=answer,
+            log_bodies=self._rt.log_bodies,
         )
+        self._rt.record(record)
+        return record
 
     def _log_failure(
         self, call: Call, plan: Plan | None, err: RouterError, *, stream: bool

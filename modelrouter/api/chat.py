@@ -16,13 +16,17 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def served_headers(rid: str, result: Served) -> dict[str, str]:
-    """The response headers that say who answered and after how many attempts."""
-    return {
+    """The response headers that say who answered and after how many attempts (and,
+    for a limited key, the ``x-ratelimit-*`` headers)."""
+    headers = {
         "x-request-id": rid,
         "x-modelrouter-model": result.model,
         "x-modelrouter-provider": result.provider,
         "x-modelrouter-attempts": str(result.tries),
     }
+    if result.limits:
+        headers.update(result.limits)
+    return headers
 
 
 async def respond(door: FrontDoor, call: Call, body: bytes | dict[str, Any]) -> Response:

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrouter.errors import RouterError, bad_request, too_large, unauthorized
+from modelrouter.errors import RouterError, bad_request, too_large
 from modelrouter.frontdoor import Call, FrontDoor, new_request_id
 from modelrouter.recording import parse_tags
 from providers.base import InvalidBody, decode_object
@@ -59,12 +59,6 @@ def call_of(request: Request, door: FrontDoor) -> Call:
         endpoint=request.scope["path"],
         tags=parse_tags(headers.get(TAGS_HEADER)),
     )
-
-
-def check_key(request: Request, door: FrontDoor) -> None:
-    """Raise 401 unless the request carries an accepted key."""
-    if not door.authenticate(bearer(request)):
-        raise unauthorized()
 
 
 async def read_body(request: Request, limit_mb: float) -> bytes:

@@ -102,14 +102,27 @@ class Limiter(Protocol):
 
     async def acquire(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
         """Count a request in against every scope, or raise a 429
-        :class:`~modelrouter.errors.RouterError` (``rate_limit_exceeded`` with
-        ``Retry-After``, or ``insufficient_quota``) having counted nothing."""
+        :class:`~modelrouter.governance.wire.LimitExceeded` (``rate_limit_exceeded``
+        with ``Retry-After``, or ``insufficient_quota``) having counted nothing."""
         ...
 
     def settle(self, grant: Grant, tokens: int, cost_usd: float) -> None:
         """Replace the reservation with what the request really used (never blocks)."""
         ...
 
+    def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers as last known, counting nothing and without
+        I/O (for answers refused before admission, and ``/v1/models``)."""
+        ...
+
     def state(self) -> dict[str, Any]:
         """What ``/health`` shows about the limiter."""
+        ...
+
+    async def start(self) -> None:
+        """Start background work (budget refresh, connections); serving starts after."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work and close connections."""
         ...

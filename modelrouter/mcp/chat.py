@@ -13,8 +13,9 @@ import orjson
 from mcp.server.auth.middleware.auth_context import get_access_token
 
 from modelrouter.attempts import Attempt
-from modelrouter.errors import RouterError, bad_request
+from modelrouter.errors import RouterError, bad_request, unauthorized
 from modelrouter.frontdoor import Call, FrontDoor, new_request_id
+from modelrouter.governance.types import Identity
 from modelrouter.mcp.schemas import AttemptInfo, ChatMessage, ChatResult, CompareAnswer, Usage
 
 
@@ -150,6 +151,15 @@ def token() -> str | None:
     """The bearer key the MCP transport verified for this call (none over stdio)."""
     access = get_access_token()
     return access.token if access is not None else None
+
+
+def caller(door: FrontDoor) -> Identity:
+    """Who is calling (what the key says); 401 if the key stopped being accepted since
+    the transport checked it (revoked, expired)."""
+    identity = door.identify(token())
+    if identity is None:
+        raise unauthorized()
+    return identity
 
 
 async def compare_one(door: FrontDoor, name: str, body: dict[str, Any]) -> CompareAnswer:

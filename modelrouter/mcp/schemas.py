@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from modelrouter.attempts import Attempt
 from modelrouter.frontdoor import FrontDoor
+from modelrouter.governance.types import Identity
 
 
 class ChatMessage(BaseModel):
@@ -113,10 +114,11 @@ class HealthResult(BaseModel):
     models: dict[str, dict[str, Any]]
 
 
-def model_list(door: FrontDoor) -> ModelList:
-    """Routes and models with health and rank, now."""
+def model_list(door: FrontDoor, identity: Identity | None = None) -> ModelList:
+    """Routes and models with health and rank, now (those ``identity`` may use)."""
     report = door.health(detailed=True)
     default = door.default_route
+    visible = {o["id"]: o for o in door.model_objects(identity)}
     routes = [
         RouteInfo(
             name=name,
@@ -127,9 +129,10 @@ def model_list(door: FrontDoor) -> ModelList:
             default=name == default,
         )
         for name, r in report["routes"].items()
+        if name in visible
     ]
     models = []
-    for obj in door.model_objects():
+    for obj in visible.values():
         extra = obj["modelrouter"]
         if extra["kind"] != "model":
             continue

@@ -36,6 +36,7 @@ from mcp.server.mcpserver.prompts.base import Message, Prompt, PromptArgument, U
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
+from mcp.types import Prompt as MCPPrompt
 from pydantic import Field
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,6 +45,7 @@ from modelrouter import __version__
 from modelrouter.api.guard import host_rules, url_host
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
+from modelrouter.mcp.chat import caller, token
 from modelrouter.mcp.schemas import model_list, route_detail
 from modelrouter.mcp.tools import register_tools
 from modelrouter.prompts import check_variables, fill, prompt_variables
@@ -191,12 +193,32 @@ class ConfigPrompt(Prompt):
 
 
 class RouterMCPServer(MCPServer[Any]):
-    """The SDK's server, with an unknown prompt refused as invalid params (-32602).
+    """The SDK's server, with an unknown prompt refused as invalid params (-32602), and
+    prompts shown and given only to keys that may use their route.
 
-    The SDK raises ``ValueError`` for it, which reaches the client as error code 0;
-    the MCP spec names -32602 for an invalid prompt name, as the SDK already answers an
-    unknown resource.
+    The SDK raises ``ValueError`` for an unknown prompt, which reaches the client as
+    error code 0; the MCP spec names -32602 for an invalid prompt name, as the SDK
+    already answers an unknown resource.
     """
+
+    door: FrontDoor | None = None
+    """Set by :func:`build_mcp_server`: whose keys decide which prompts a caller sees."""
+
+    def _prompt_route(self, name: str) -> str:
+        assert self.door is not None
+        prompt = self.door.settings.prompts.get(name)
+        return (prompt.route if prompt is not None else None) or self.door.default_route or ""
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        """The prompts whose route the caller's key may use."""
+        prompts = await super().list_prompts()
+        if self.door is None:
+            return prompts
+        identity = self.door.identify(token())
+        if identity is None or not identity.models:
+            return prompts
+        door = self.door
+        return [p for p in prompts if door.may_use(identity, self._prompt_route(p.name))]
 
     async def get_prompt(
         self,
@@ -205,10 +227,17 @@ class RouterMCPServer(MCPServer[Any]):
         context: Context[Any, Any] | None = None,
     ) -> GetPromptResult | InputRequiredResult:
         """The rendered prompt; an unknown name is an invalid-params error naming the known ones."""
-        known = [p.name for p in await self.list_prompts()]
+        known = [p.name for p in await super().list_prompts()]
         if name not in known:
             listed = ", ".join(known) or "none"
             raise MCPError(INVALID_PARAMS, f"No prompt {name!r} (prompts: {listed})")
+        if self.door is not None:
+            identity = self.door.identify(token())
+            route = self._prompt_route(name)
+            refused = self.door.gate.permissions.refusal(identity, [route]) if identity else None
+            if refused is not None:
+                # The message a chat on that route would get.
+                raise MCPError(INVALID_PARAMS, refused.message)
         return await super().get_prompt(name, arguments, context)
 
 
@@ -222,7 +251,7 @@ def register_resources(mcp: MCPServer[Any], door: FrontDoor) -> None:
         description="Routes and models with health state and rank",
     )
     async def models_resource() -> str:
-        return model_list(door).model_dump_json()
+        return model_list(door, caller(door)).model_dump_json()
 
     @mcp.resource(
         "modelrouter://health",
@@ -240,7 +269,7 @@ def register_resources(mcp: MCPServer[Any], door: FrontDoor) -> None:
         description="One route: its models, current order, readiness and members' health",
     )
     async def route_resource(name: str) -> str:
-        detail = route_detail(door, name)
+        detail = route_detail(door, name) if door.may_use(caller(door), name) else None
         if detail is None:
             known = ", ".join(door.settings.routes) or "none"
             raise ResourceNotFoundError(f"No route {name!r} (routes: {known})")
@@ -255,7 +284,7 @@ def build_mcp_server(door: FrontDoor) -> MCPServer[Any]:
     if verifier is not None:
         issuer = f"http://{url_host(server.host)}:{server.port or 80}"
         settings = AuthSettings(issuer_url=issuer, resource_server_url=None)
-    mcp: MCPServer[Any] = RouterMCPServer(
+    mcp = RouterMCPServer(
         "modelrouter",
         title="modelrouter",
         instructions=INSTRUCTIONS,
@@ -264,6 +293,7 @@ def build_mcp_server(door: FrontDoor) -> MCPServer[Any]:
         auth=settings,
         log_level="WARNING",
     )
+    mcp.door = door
     register_tools(mcp, door)
     register_resources(mcp, door)
     for name, prompt in door.settings.prompts.items():

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from modelrouter.errors import RouterError, bad_request
 from modelrouter.frontdoor import FrontDoor
-from modelrouter.mcp.chat import ProgressReporter, chat_body, compare_one, run_chat
+from modelrouter.mcp.chat import ProgressReporter, caller, chat_body, compare_one, run_chat
 from modelrouter.mcp.schemas import (
     AttemptInfo,
     ChatMessage,
@@ -143,7 +143,8 @@ def register_tools(mcp: MCPServer[Any], door: FrontDoor) -> None:
         "(with provider, health state and rank in each route).",
     )
     async def list_models() -> ModelList:
-        return model_list(door)
+        # Only what the caller's key may use; a refusal becomes an error result.
+        return model_list(door, caller(door))
 
     @mcp.tool(
         title="Model health",

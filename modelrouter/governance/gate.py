@@ -1,0 +1,132 @@
+"""The front door's governance step: permissions, then limits, and the settling after.
+
+:class:`Gate` runs between planning (the candidates are known, so the estimate can
+price them) and dispatch, for identities that have something to check (an allow-list
+or a limited scope); an unrestricted key never gets here and costs nothing extra.
+An admitted request holds a :class:`Ticket` that must be settled exactly once however
+the request ends: the front door settles it from the request's record (complete,
+stream end, stream cut, client gone) or with nothing used (failed, never started).
+
+:func:`make_limiter` is the one place a limiter is chosen from the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from modelrouter.governance.budget import SpendSource
+from modelrouter.governance.limiter import LocalLimiter
+from modelrouter.governance.permissions import Permissions
+from modelrouter.governance.types import Ask, Grant, Identity, Limiter
+from modelrouter.governance.wire import LimitExceeded
+from modelrouter.settings import Settings
+from modelrouter.store.record import CallRecord
+
+OnLimited = Callable[[str, str], None]
+"""Called as ``on_limited(scope_kind, reason)`` for every refusal (the metrics hook:
+``modelrouter_limited_total{scope,reason}``; reason ``rpm``, ``tpm``, ``budget`` or
+``models``)."""
+
+
+def make_limiter(settings: Settings, source: SpendSource | None) -> Limiter:
+    """The limiter for this config: per process (spend read from ``source``)."""
+    return LocalLimiter(source=source)
+
+
+class Ticket:
+    """An admitted request's reservation, settled exactly once."""
+
+    __slots__ = ("_limiter", "done", "grant")
+
+    def __init__(self, limiter: Limiter, grant: Grant) -> None:
+        self._limiter = limiter
+        self.grant = grant
+        self.done = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers for the answer."""
+        return self.grant.headers
+
+    def settle(self, tokens: int, cost_usd: float) -> None:
+        """Hand the real use to the limiter (later calls do nothing)."""
+        if not self.done:
+            self.done = True
+            self._limiter.settle(self.grant, tokens, cost_usd)
+
+    def settle_record(self, record: CallRecord) -> None:
+        """Settle with the tokens and cost of the request's record."""
+        tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+        self.settle(tokens, record.cost_usd or 0.0)
+
+
+class SettlingEvents:
+    """A stream's events that settle their ticket when closed, even if never iterated.
+
+    The relay settles through its end callback, which runs only if the relay started;
+    a response closed before its first event (the client gone at once) closes a relay
+    that never ran. Closing settles with nothing used, after the relay had its say.
+    """
+
+    __slots__ = ("_events", "_ticket")
+
+    def __init__(self, events: AsyncIterator[bytes], ticket: Ticket) -> None:
+        self._events = events
+        self._ticket = ticket
+
+    def __aiter__(self) -> SettlingEvents:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        # The relay's own awaitable, returned as is: no extra frame per event.
+        return self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Close the relay, then settle if it did not."""
+        try:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._ticket.settle(0, 0.0)
+
+
+class Gate:
+    """Permissions and limits for one front door, over one :class:`Limiter`."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+        self.permissions = Permissions()
+        self.on_limited: OnLimited | None = None
+        """The metrics hook (see :data:`OnLimited`); the app sets it."""
+
+    async def admit(
+        self, identity: Identity, names: Sequence[str], ask: Callable[[], Ask]
+    ) -> Ticket | None:
+        """Check ``names`` against the allow-lists, then count the request in.
+
+        Raises :class:`LimitExceeded` (403 or 429, with the ``x-ratelimit-*`` headers);
+        returns ``None`` when no scope limits anything (allow-lists only).
+        """
+        try:
+            if identity.models:
+                self.permissions.check(identity, names)
+            if not identity.scopes:
+                return None
+            grant = await self.limiter.acquire(identity.scopes, ask())
+        except LimitExceeded as err:
+            if err.reason in ("models", "budget"):
+                # Rate-limit refusals carry their headers already.
+                err.headers.update(self.headers(identity))
+            if self.on_limited is not None:
+                self.on_limited(err.scope_kind, err.reason)
+            raise
+        return Ticket(self.limiter, grant)
+
+    def headers(self, identity: Identity) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of ``identity`` now, counting nothing."""
+        return self.limiter.peek(identity.scopes) if identity.scopes else {}
+
+    def may_use(self, identity: Identity, name: str) -> bool:
+        """Whether ``identity`` may use route or model ``name``."""
+        return not identity.models or self.permissions.may_use(identity, name)
