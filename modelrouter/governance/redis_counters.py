@@ -1,11 +1,12 @@
 """What the shared counters look like in Redis: key names, scripts, arguments, answers.
 
 Pure functions and values, no I/O: :mod:`modelrouter.governance.redis_limiter` sends
-what these build. The layout (schema :data:`SCHEMA`):
+what these build. The layout (schema :data:`SCHEMA`), three keys per scope:
 
-``NS:v1:{TAG}:KIND:ID:rpm`` and ``:tpm``
-    token buckets, a hash ``l`` (level) ``t`` (Redis time of the last write, µs); a
-    missing bucket is full, and each expires once it would be full again.
+``NS:v1:{TAG}:KIND:ID:rate``
+    both token buckets of the scope in one string, ``"<rpm level> <µs> <tpm level>
+    <µs>"`` (Redis time of the last write); missing = full; it expires once it would be
+    full again.
 ``NS:v1:{TAG}:KIND:ID:spend:PERIOD``
     a hash: ``spent`` and ``rsum`` (reserved by requests in flight) in nano-USD, and
     ``r:<reservation id>`` per request in flight; expires after its period.
@@ -44,18 +45,15 @@ class Script:
 
     name: str
     source: str
-
-    @property
-    def sha(self) -> str:
-        """The SHA-1 Redis files the script under."""
-        return hashlib.sha1(self.source.encode()).hexdigest()
+    sha: str
+    """The SHA-1 Redis files the script under."""
 
 
 @cache
 def script(name: str) -> Script:
     """``acquire`` or ``settle``, read from the package."""
     text = resources.files("modelrouter.governance").joinpath(f"lua/{name}.lua").read_text()
-    return Script(name, text)
+    return Script(name, text, hashlib.sha1(text.encode()).hexdigest())
 
 
 def base(namespace: str) -> str:
@@ -94,32 +92,24 @@ def hash_tag(scopes: Sequence[Scope]) -> str:
     return scopes[0].label
 
 
-@cache
-def _keys(prefix: str, tag: str, label: str, period: str) -> tuple[str, str, str, str]:
+def _keys(prefix: str, tag: str, label: str, period: str) -> tuple[str, str, str]:
     head = f"{prefix}{{{tag}}}:{label}"
-    return f"{head}:rpm", f"{head}:tpm", f"{head}:spend:{period}", f"{head}:resv:{period}"
+    return f"{head}:rate", f"{head}:spend:{period}", f"{head}:resv:{period}"
 
 
 def _opt(value: float | None, scale: int = 1) -> str:
-    return "" if value is None else str(round(value * scale))
+    return "-" if value is None else str(round(value * scale))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything a request's two script calls name: keys, per-scope arguments."""
+    """Everything a request's two script calls name: keys, and one spec per scope."""
 
-    keys: list[str]
-    scope_args: list[list[str]]
-    """Five per scope for ``acquire``: rpm, tpm, budget, expires at, seed ("")."""
-    windows: list[tuple[str, float, float] | None]
+    keys: tuple[str, ...]
+    specs: tuple[str, ...]
+    """Per scope ``"<rpm> <tpm> <budget nano-USD> <spend expires at>"`` (``-``: none)."""
+    windows: tuple[tuple[str, float, float] | None, ...]
     """Each scope's budget period (``None`` = no budget): what seeds are asked for."""
-
-    def settle_args(self) -> list[str]:
-        """Two per scope for ``settle``: tpm, budget flag."""
-        out: list[str] = []
-        for args in self.scope_args:
-            out += [args[1], "1" if args[2] else "0"]
-        return out
 
 
 def plan(namespace: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Plan:
@@ -127,30 +117,35 @@ def plan(namespace: str, scopes: Sequence[Scope], now: float, slack_s: float) ->
     ``slack_s`` after its period ends (requests admitted at the end still settle)."""
     prefix, tag = base(namespace), hash_tag(scopes)
     keys: list[str] = []
-    scope_args: list[list[str]] = []
+    specs: list[str] = []
     windows: list[tuple[str, float, float] | None] = []
     for s in scopes:
         lim = s.limits
         window = None if lim.budget_usd is None else period_window(lim.budget_period, now)
         keys += _keys(prefix, tag, s.label, window[0] if window else "-")
-        expire_at = (
-            "0" if window is None or window[2] == float("inf") else str(int(window[2] + slack_s))
-        )
-        scope_args.append([_opt(lim.rpm), _opt(lim.tpm), _opt(lim.budget_usd, NANO), expire_at, ""])
+        end = "0" if window is None or window[2] == float("inf") else str(int(window[2] + slack_s))
+        specs.append(f"{_opt(lim.rpm)} {_opt(lim.tpm)} {_opt(lim.budget_usd, NANO)} {end}")
         windows.append(window)
-    return Plan(keys, scope_args, windows)
+    return Plan(tuple(keys), tuple(specs), tuple(windows))
 
 
 def acquire_args(
     p: Plan, rid: str, tokens: int, cost_usd: float, resv_ms: int, seeds: dict[int, float]
 ) -> list[str]:
-    """``acquire``'s ARGV; ``seeds``: scope index (0-based) → spend known from the store."""
+    """``acquire``'s ARGV; ``seeds``: scope index (0-based) → spend known from the store
+    (given only on the call after the script asked for them)."""
     out = [rid, str(max(0, tokens)), str(max(0, round(cost_usd * NANO))), str(resv_ms)]
-    out.append(str(IDLE_TTL_S))
-    for i, args in enumerate(p.scope_args):
-        seed = seeds.get(i)
-        out += [*args[:4], "" if seed is None else str(max(0, round(seed * NANO)))]
+    out += [str(IDLE_TTL_S), *p.specs]
+    if seeds:
+        for i in range(len(p.specs)):
+            seed = seeds.get(i)
+            out.append("-" if seed is None else str(max(0, round(seed * NANO))))
     return out
+
+
+def settle_args(p: Plan, rid: str, tokens_back: int, cost_usd: float) -> list[str]:
+    """``settle``'s ARGV: give back ``tokens_back`` (negative: take), charge ``cost_usd``."""
+    return [rid, str(tokens_back), str(max(0, round(cost_usd * NANO))), *p.specs]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from modelrouter.errors import RouterError
 from modelrouter.governance import refusals
+from modelrouter.governance.redis_calls import ScriptCalls
 from modelrouter.governance.redis_counters import (
-    NANO,
     Admitted,
     NeedSeed,
     Plan,
@@ -40,6 +40,7 @@ from modelrouter.governance.redis_counters import (
     decode,
     plan,
     script,
+    settle_args,
 )
 from modelrouter.governance.types import Ask, Grant, Limiter, Scope, ScopeKind
 
@@ -51,6 +52,9 @@ millisecond (even across a data centre), so 50 ms means trouble, and a request s
 not pay more than that to find out."""
 SETTLE_TIMEOUT_S = 1.0
 """Longest wait for one batch of settles (off the request path)."""
+TIMEOUTS_TO_DOWN = 3
+"""Consecutive acquires that time out before Redis counts as down: one slow answer (a
+pause of this process, a burst) sends only its own request to the fallback."""
 RECONNECT_S = 1.0
 """How often a limiter that lost Redis checks whether it is back."""
 FLUSH_DELAY_S = 0.002
@@ -68,8 +72,11 @@ SeedFn = Callable[[ScopeKind, str, float], Awaitable[float]]
 RedisSource = Redis | Callable[[], Redis]
 """A client, or a callable returning the current one (a shared connection manager)."""
 
+PLAN_CACHE = 10_000
+"""Scope sets whose keys and arguments are kept ready (a plan is redone when its budget
+period ends, or when the limits change: new limits are a new scope set)."""
+
 _TROUBLE = (RedisError, OSError, TimeoutError)
-_ACQUIRE, _SETTLE = script("acquire"), script("settle")
 
 
 @dataclass(slots=True)
@@ -114,13 +121,17 @@ class RedisLimiter:
         self._ids = itertools.count(1)
         self._rid_prefix = os.urandom(5).hex()
         self._seeding: dict[tuple[str, str, str], asyncio.Future[float]] = {}
-        self._pending: deque[tuple[list[str], list[str]]] = deque()
+        self._pending: deque[tuple[Sequence[str], list[str]]] = deque()
+        self._acquire_calls = ScriptCalls(self._client, script("acquire"))
+        self._settle_calls = ScriptCalls(self._client, script("settle"))
+        self._plans: dict[tuple[Scope, ...], tuple[Plan, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._flusher: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self._last_error: str | None = None
         self._counts = {"fallbacks": 0, "refused_down": 0, "dropped_settles": 0, "rejoined": 0}
+        self._timeouts = 0
         self._closed = False
 
     @property
@@ -135,17 +146,23 @@ class RedisLimiter:
             return Grant(scopes, ask)
         if not self.shared:
             return await self._degraded(scopes, ask)
-        p = plan(self._namespace, scopes, self._clock() + self._offset, self._resv_s)
+        p = self._plan(scopes)
         rid = f"{self._rid_prefix}{next(self._ids):x}"
         seeds: dict[int, float] = {}
         for _ in range(3):  # a counter can go missing once more at a period's end
             args = acquire_args(p, rid, ask.tokens, ask.cost_usd, int(self._resv_s * 1000), seeds)
             try:
                 async with asyncio.timeout(self._timeout):
-                    reply = await self._eval(p.keys, args)
+                    reply = await self._acquire_calls.call(p.keys, args)
+            except TimeoutError as err:
+                self._timeouts += 1
+                if self._timeouts >= TIMEOUTS_TO_DOWN:
+                    self._trouble(err)
+                return await self._degraded(scopes, ask)
             except _TROUBLE as err:
                 self._trouble(err)
                 return await self._degraded(scopes, ask)
+            self._timeouts = 0
             result = decode(reply)
             self._offset = result.now_ms / 1000 - self._clock()
             if isinstance(result, NeedSeed):
@@ -169,8 +186,8 @@ class RedisLimiter:
             if self._fallback is not None and grant.scopes:
                 self._fallback.settle(grant, tokens, cost_usd)
             return
-        args = [held.rid, str(held.tokens - tokens), str(max(0, round(cost_usd * NANO)))]
-        self._pending.append((held.plan.keys, args + held.plan.settle_args()))
+        args = settle_args(held.plan, held.rid, held.tokens - tokens, cost_usd)
+        self._pending.append((held.plan.keys, args))
         if len(self._pending) > MAX_PENDING:
             self._pending.popleft()
             self._counts["dropped_settles"] += 1
@@ -205,14 +222,20 @@ class RedisLimiter:
         for task in [*self._tasks, *([self._flusher] if self._flusher else [])]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._acquire_calls.aclose()
+        await self._settle_calls.aclose()
 
-    async def _eval(self, keys: list[str], args: list[str]) -> Any:
-        r = self._client()
-        try:
-            return await r.evalsha(_ACQUIRE.sha, len(keys), *keys, *args)
-        except NoScriptError:  # Redis restarted or was flushed: load it and go on
-            await r.script_load(_ACQUIRE.source)
-            return await r.evalsha(_ACQUIRE.sha, len(keys), *keys, *args)
+    def _plan(self, scopes: Sequence[Scope]) -> Plan:
+        now = self._clock() + self._offset
+        key = tuple(scopes)
+        found = self._plans.get(key)
+        if found is not None and now < found[1]:
+            return found[0]
+        p = plan(self._namespace, scopes, now, self._resv_s)
+        if len(self._plans) >= PLAN_CACHE:
+            self._plans.clear()
+        self._plans[key] = (p, min((w[2] for w in p.windows if w), default=float("inf")))
+        return p
 
     async def _spend_since(self, scope: Scope, p: Plan, i: int) -> float:
         # One store query per (scope, period) at a time in this process, however many
@@ -238,6 +261,7 @@ class RedisLimiter:
 
     def _trouble(self, err: BaseException) -> None:
         self._last_error = f"{type(err).__name__}: {err}"[:200]
+        self._timeouts = 0
         if self._down_since is not None:
             return
         self._down_since = self._clock()
@@ -291,27 +315,10 @@ class RedisLimiter:
                 self._trouble(err)
                 return
 
-    async def _send(self, batch: list[tuple[list[str], list[str]]]) -> None:
-        r = self._client()
-        for _ in range(2):
-            pipe = r.pipeline(transaction=False)
-            for keys, args in batch:
-                pipe.evalsha(_SETTLE.sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
-            again = [b for b, rep in zip(batch, replies, strict=True) if _noscript(rep)]
-            for rep in replies:
-                if isinstance(rep, Exception) and not _noscript(rep):
-                    log.error("settle script failed: %s", rep)
-            if not again:
-                return
-            await r.script_load(_SETTLE.source)
-            batch = again
-
-
-def _noscript(reply: object) -> bool:
-    return isinstance(reply, NoScriptError) or (
-        isinstance(reply, RedisError) and str(reply).startswith("NOSCRIPT")
-    )
+    async def _send(self, batch: list[tuple[Sequence[str], list[str]]]) -> None:
+        for rep in await self._settle_calls.send(batch):
+            if isinstance(rep, Exception):  # a bug, not trouble: sending again will not help
+                log.error("settle script failed: %s", rep)
 
 
 def _refusal(scopes: Sequence[Scope], r: Refused) -> RouterError:

@@ -15,6 +15,7 @@ from modelrouter.governance.redis_counters import (
     period_window,
     plan,
     script,
+    settle_args,
 )
 from modelrouter.governance.refusals import rate_headers, reset_text, retry_after_s
 from modelrouter.governance.types import Limits, Scope
@@ -61,20 +62,26 @@ def test_keys_carry_the_schema_and_one_hash_tag_per_request() -> None:
     p = plan("ns", [key, team], ts("2026-12-01T12:00:00"), 60)
     assert hash_tag([key, team]) == "team:research"
     assert hash_tag([key]) == "key:k1"
-    assert p.keys[:4] == [
-        "ns:v1:{team:research}:key:k1:rpm",
-        "ns:v1:{team:research}:key:k1:tpm",
+    assert p.keys[:3] == (
+        "ns:v1:{team:research}:key:k1:rate",
         "ns:v1:{team:research}:key:k1:spend:2026-12-01",
         "ns:v1:{team:research}:key:k1:resv:2026-12-01",
-    ]
+    )
+    assert p.keys[3] == "ns:v1:{team:research}:team:research:rate"
     assert all(k.startswith(f"ns:v{SCHEMA}:{{team:research}}:") for k in p.keys)
     # the budget's counter lives until its period's end plus the slack
-    assert p.scope_args[0] == ["5", "", str(2 * NANO), str(int(ts("2026-12-02T00:00:00") + 60)), ""]
-    assert p.scope_args[1] == ["", "100", "", "0", ""]
-    assert p.settle_args() == ["", "1", "100", "0"]
-    args = acquire_args(p, "r1", 300, 0.0123, 5000, {0: 1.5})
-    assert args[:5] == ["r1", "300", str(12_300_000), "5000", str(35 * 86_400)]
-    assert args[9] == str(1_500_000_000)
+    assert p.specs == (f"5 - {2 * NANO} {int(ts('2026-12-02T00:00:00') + 60)}", "- 100 - 0")
+    assert acquire_args(p, "r1", 300, 0.0123, 5000, {}) == [
+        "r1",
+        "300",
+        str(12_300_000),
+        "5000",
+        str(35 * 86_400),
+        *p.specs,
+    ]
+    # seeds only on the call after the script asked for them, one per scope
+    assert acquire_args(p, "r1", 300, 0.0123, 5000, {0: 1.5})[-2:] == ["1500000000", "-"]
+    assert settle_args(p, "r1", -20, 0.5) == ["r1", "-20", "500000000", *p.specs]
 
 
 def test_script_shas_are_pinned_per_schema() -> None:
