@@ -11,6 +11,8 @@ start does not open a connection per request in flight.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,12 +21,23 @@ from redis.exceptions import NoScriptError, RedisError
 
 from modelrouter.governance.redis_counters import Script
 
+log = logging.getLogger("modelrouter.limits")
+
 Call = tuple[Sequence[str], Sequence[str]]
 """(KEYS, ARGV) of one script call."""
 
 BATCH_TIMEOUT_S = 1.0
 """Longest wait for one pipeline: a sender never outlives a hung Redis for long (each
 caller has its own, shorter bound)."""
+FLUSH_DELAY_S = 0.002
+"""Settles wait this long for company before they are sent together."""
+FLUSH_BATCH = 256
+"""A batch this full is sent at once; also the most settles in one pipeline."""
+MAX_PENDING = 100_000
+"""Settles kept while Redis is away; beyond that the oldest are dropped (their
+reservations then expire, and their spend is in the store for the next seed)."""
+TROUBLE: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+"""What a call raises when Redis is unreachable, slow or restarting."""
 
 
 class ScriptCalls:
@@ -101,7 +114,7 @@ class ScriptCalls:
         try:
             async with asyncio.timeout(BATCH_TIMEOUT_S):
                 replies = await self.send([c for c, _ in live])
-        except (RedisError, OSError, TimeoutError) as err:
+        except TROUBLE as err:
             for _, fut in live:
                 if not fut.done():
                     fut.set_exception(err)
@@ -115,6 +128,72 @@ class ScriptCalls:
                 fut.set_exception(rep)
             else:
                 fut.set_result(rep)
+
+
+class SettleQueue:
+    """Settles waiting to be sent: a background task sends them as pipelines of
+    :class:`ScriptCalls` within :data:`FLUSH_DELAY_S`, while ``ready()`` says Redis
+    answers; a batch that fails goes back to the front and ``trouble`` is told."""
+
+    def __init__(
+        self,
+        calls: ScriptCalls,
+        ready: Callable[[], bool],
+        trouble: Callable[[BaseException], None],
+    ) -> None:
+        self._calls = calls
+        self._ready = ready
+        self._trouble = trouble
+        self._pending: deque[Call] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        """Settles dropped because too many waited (see :data:`MAX_PENDING`)."""
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def put(self, keys: Sequence[str], args: Sequence[str]) -> None:
+        """Queue one settle (never blocks)."""
+        self._pending.append((keys, args))
+        if len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Send everything queued now (while Redis answers)."""
+        while self._pending and self._ready():
+            n = min(FLUSH_BATCH, len(self._pending))
+            batch = [self._pending.popleft() for _ in range(n)]
+            try:
+                async with asyncio.timeout(BATCH_TIMEOUT_S):
+                    replies = await self._calls.send(batch)
+            except TROUBLE as err:
+                # Sent again once Redis is back: a settle is idempotent for budgets (the
+                # reservation is removed and charged once) and a token refund is capped.
+                self._pending.extendleft(reversed(batch))
+                self._trouble(err)
+                return
+            for rep in replies:
+                if isinstance(rep, Exception):  # a bug, not trouble: sending again won't help
+                    log.error("settle script failed: %s", rep)
+
+    async def aclose(self) -> None:
+        """Stop the background task (what is still queued stays queued)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self._pending) < FLUSH_BATCH:
+                await asyncio.sleep(FLUSH_DELAY_S)
+            await self.flush()
 
 
 def _noscript(reply: object) -> bool:

@@ -1,16 +1,17 @@
 """What the shared counters look like in Redis: key names, scripts, arguments, answers.
 
 Pure functions and values, no I/O: :mod:`modelrouter.governance.redis_limiter` sends
-what these build. The layout (schema :data:`SCHEMA`), three keys per scope:
+what these build. Every key starts with the router's prefix (``modelrouter:v1:``, plus
+``cluster.namespace``) and ``lim1:`` (:data:`SCHEMA`); three keys per scope:
 
-``NS:v1:{TAG}:KIND:ID:rate``
+``…lim1:{TAG}:KIND:ID:rate``
     both token buckets of the scope in one string, ``"<rpm level> <µs> <tpm level>
     <µs>"`` (Redis time of the last write); missing = full; it expires once it would be
     full again.
-``NS:v1:{TAG}:KIND:ID:spend:PERIOD``
+``…lim1:{TAG}:KIND:ID:spend:PERIOD``
     a hash: ``spent`` and ``rsum`` (reserved by requests in flight) in nano-USD, and
     ``r:<reservation id>`` per request in flight; expires after its period.
-``NS:v1:{TAG}:KIND:ID:resv:PERIOD``
+``…lim1:{TAG}:KIND:ID:resv:PERIOD``
     a sorted set, reservation id → the time (ms) after which it is dropped, so a
     replica that dies mid-request cannot hold budget forever.
 
@@ -24,10 +25,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 
+from modelrouter.governance.periods import period_end, period_start
 from modelrouter.governance.types import Period, Scope
 
 SCHEMA = 1
@@ -56,32 +58,29 @@ def script(name: str) -> Script:
     return Script(name, text, hashlib.sha1(text.encode()).hexdigest())
 
 
-def base(namespace: str) -> str:
-    """The prefix of every key: ``NS:v1:``."""
-    return f"{namespace}:v{SCHEMA}:"
+def base(prefix: str) -> str:
+    """The prefix of every counter: the router's key prefix, then ``lim1:`` (the
+    schema), e.g. ``modelrouter:v1:lim1:``."""
+    return f"{prefix}lim{SCHEMA}:"
 
 
 def period_window(period: Period, now: float) -> tuple[str, float, float]:
-    """(label, start, end) of the UTC budget period holding ``now`` (epoch seconds);
-    ``total`` runs from 0 to infinity. Weeks start on Monday and are labelled by ISO
-    week (``2026-W49``)."""
-    if period == "total":
-        return "total", 0.0, float("inf")
-    moment = datetime.fromtimestamp(now, UTC)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    """(label, start, end) of the UTC budget period holding ``now`` (epoch seconds, on
+    Redis's clock); ``total`` runs from 0 to infinity. Weeks (from Monday) are labelled
+    by ISO week (``2026-W49``), months ``2026-12``, days ``2026-12-01``."""
+    start = period_start(period, now)
+    end = period_end(period, now)
+    if end is None:
+        return "total", start, float("inf")
+    moment = datetime.fromtimestamp(start, UTC)
     if period == "day":
-        return day.strftime("%Y-%m-%d"), day.timestamp(), (day + timedelta(days=1)).timestamp()
-    if period == "week":
-        start = day - timedelta(days=day.weekday())
-        year, week, _ = start.isocalendar()
-        return f"{year}-W{week:02d}", start.timestamp(), (start + timedelta(days=7)).timestamp()
-    start = day.replace(day=1)
-    nxt = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-    return start.strftime("%Y-%m"), start.timestamp(), nxt.timestamp()
+        label = moment.strftime("%Y-%m-%d")
+    elif period == "week":
+        year, week, _ = moment.isocalendar()
+        label = f"{year}-W{week:02d}"
+    else:
+        label = moment.strftime("%Y-%m")
+    return label, start, end
 
 
 def hash_tag(scopes: Sequence[Scope]) -> str:
@@ -112,17 +111,17 @@ class Plan:
     """Each scope's budget period (``None`` = no budget): what seeds are asked for."""
 
 
-def plan(namespace: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Plan:
+def plan(prefix: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Plan:
     """The keys and arguments for ``scopes`` at ``now``; a budget's counter expires
     ``slack_s`` after its period ends (requests admitted at the end still settle)."""
-    prefix, tag = base(namespace), hash_tag(scopes)
+    head, tag = base(prefix), hash_tag(scopes)
     keys: list[str] = []
     specs: list[str] = []
     windows: list[tuple[str, float, float] | None] = []
     for s in scopes:
         lim = s.limits
         window = None if lim.budget_usd is None else period_window(lim.budget_period, now)
-        keys += _keys(prefix, tag, s.label, window[0] if window else "-")
+        keys += _keys(head, tag, s.label, window[0] if window else "-")
         end = "0" if window is None or window[2] == float("inf") else str(int(window[2] + slack_s))
         specs.append(f"{_opt(lim.rpm)} {_opt(lim.tpm)} {_opt(lim.budget_usd, NANO)} {end}")
         windows.append(window)
@@ -148,13 +147,24 @@ def settle_args(p: Plan, rid: str, tokens_back: int, cost_usd: float) -> list[st
     return [rid, str(tokens_back), str(max(0, round(cost_usd * NANO))), *p.specs]
 
 
+Gauge3 = tuple[int, int, float]
+"""(limit, remaining, seconds until full) of the stricter scope for one kind."""
+
+
+def _gauges(values: Sequence[int]) -> tuple[Gauge3 | None, Gauge3 | None]:
+    r = [int(x) for x in values]
+    req = None if r[0] < 0 else (r[0], r[1], r[2] / 1000)
+    tok = None if r[3] < 0 else (r[3], r[4], r[5] / 1000)
+    return req, tok
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The script admitted the request; the stricter scope's numbers per kind."""
+    """The script admitted the request; the stricter scope's gauges after the take."""
 
     now_ms: int
-    requests: tuple[int, int, float] | None
-    tokens: tuple[int, int, float] | None
+    requests: Gauge3 | None
+    tokens: Gauge3 | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +177,14 @@ class Refused:
     scope: int
     """0-based index into the request's scopes."""
     wait_s: float
+    level: int
+    """The refusing bucket's level (rpm, tpm)."""
     spent_usd: float
     reserved_usd: float
     budget_usd: float
+    requests: Gauge3 | None
+    """The gauges now (rpm, tpm refusals), for the answer's headers."""
+    tokens: Gauge3 | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +201,13 @@ def decode(reply: Sequence[int]) -> Admitted | Refused | NeedSeed:
     if kind == 2:
         return NeedSeed(now_ms, [int(i) - 1 for i in reply[2:]])
     if kind == 0:
-        _, _, reason, scope, wait, spent, rsum, budget = (int(x) for x in reply)
-        return Refused(
-            now_ms,
-            ("rpm", "tpm", "budget")[reason - 1],
-            scope - 1,
-            wait / 1000,
-            spent / NANO,
-            rsum / NANO,
-            budget / NANO,
-        )
-    r = [int(x) for x in reply[2:8]]
-    req = None if r[0] < 0 else (r[0], r[1], r[2] / 1000)
-    tok = None if r[3] < 0 else (r[3], r[4], r[5] / 1000)
+        reason, scope, wait, a, b, c = (int(x) for x in reply[2:8])
+        if reason == 3:
+            return Refused(
+                now_ms, "budget", scope - 1, 0.0, 0, a / NANO, b / NANO, c / NANO, None, None
+            )
+        req, tok = _gauges(reply[8:14])
+        kind_name = "rpm" if reason == 1 else "tpm"
+        return Refused(now_ms, kind_name, scope - 1, wait / 1000, a, 0.0, 0.0, 0.0, req, tok)
+    req, tok = _gauges(reply[2:8])
     return Admitted(now_ms, req, tok)

@@ -4,13 +4,18 @@
 one ``EVALSHA`` per admitted request (``lua/acquire.lua``: every scope's buckets and
 budget in one atomic step, on Redis's clock) and a settle that never waits: it joins a
 queue that a background task sends as pipelined ``EVALSHA`` of ``lua/settle.lua``.
-The semantics are the per-process limiter's (token buckets refilled per minute,
-budgets with in-flight reservations), so N replicas count as one process would.
+The rules are the per-process limiter's (:mod:`~modelrouter.governance.limiter`,
+:mod:`~modelrouter.governance.budget`), so N replicas count as one process would, and
+the answers are the same (:mod:`~modelrouter.governance.wire`).
 
-When Redis does not answer within :data:`ACQUIRE_TIMEOUT_S`, or fails, the limiter
-stops asking it and serves by ``cluster.on_redis_error``: ``"local"`` hands requests to
-the fallback limiter it was built with, ``"deny"`` refuses them with 503. A watcher
-pings Redis every :data:`RECONNECT_S` and rejoins as soon as it answers.
+A budget's spend for the period is read from the store once, when Redis has no counter
+for it (first use, a new period, a Redis restart), and from then on counted in Redis.
+
+When Redis fails, or times out :data:`TIMEOUTS_TO_DOWN` times in a row (each wait
+bounded by :data:`ACQUIRE_TIMEOUT_S`), the limiter stops asking it and serves by
+``cluster.on_redis_error``: ``"local"`` hands requests to the fallback limiter it was
+built with, ``"deny"`` refuses limited keys with 503. A watcher pings Redis every
+:data:`RECONNECT_S` and rejoins as soon as it answers.
 """
 
 from __future__ import annotations
@@ -20,19 +25,19 @@ import itertools
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from modelrouter.errors import RouterError
-from modelrouter.governance import refusals
-from modelrouter.governance.redis_calls import ScriptCalls
+from modelrouter.governance.budget import SpendSource
+from modelrouter.governance.redis_calls import TROUBLE, ScriptCalls, SettleQueue
 from modelrouter.governance.redis_counters import (
-    Admitted,
+    Gauge3,
     NeedSeed,
     Plan,
     Refused,
@@ -42,50 +47,42 @@ from modelrouter.governance.redis_counters import (
     script,
     settle_args,
 )
-from modelrouter.governance.types import Ask, Grant, Limiter, Scope, ScopeKind
+from modelrouter.governance.types import Ask, Grant, Limiter, Scope
+from modelrouter.governance.wire import Gauge, LimitExceeded, put_headers, quota_spent, rate_limited
 
 log = logging.getLogger("modelrouter.limits")
 
+KEY_PREFIX = "modelrouter:v1:"
+"""The router's Redis key prefix (``cluster.namespace`` goes after it)."""
 ACQUIRE_TIMEOUT_S = 0.05
 """Longest wait for Redis on a request's path: a healthy Redis answers in well under a
-millisecond (even across a data centre), so 50 ms means trouble, and a request should
+millisecond (loopback or the same zone), so 50 ms means trouble, and a request should
 not pay more than that to find out."""
-SETTLE_TIMEOUT_S = 1.0
-"""Longest wait for one batch of settles (off the request path)."""
 TIMEOUTS_TO_DOWN = 3
 """Consecutive acquires that time out before Redis counts as down: one slow answer (a
 pause of this process, a burst) sends only its own request to the fallback."""
+SETTLE_TIMEOUT_S = 1.0
+"""Longest wait for Redis off the request path (scripts loaded, a ping)."""
 RECONNECT_S = 1.0
 """How often a limiter that lost Redis checks whether it is back."""
-FLUSH_DELAY_S = 0.002
-"""Settles wait this long for company before they are sent together."""
-FLUSH_BATCH = 256
-"""A batch this full is sent at once; also the most settles in one pipeline."""
-MAX_PENDING = 100_000
-"""Settles kept while Redis is away; beyond that the oldest are dropped (their
-reservations then expire, and their spend is in the store for the next seed)."""
 RESERVATION_SLACK_S = 60.0
 """A reservation outlives its request's deadline by this much before it is dropped."""
+CACHE = 10_000
+"""Scope sets whose plans (keys, arguments) and last headers are kept."""
 
-SeedFn = Callable[[ScopeKind, str, float], Awaitable[float]]
-"""``seed(kind, id, since_epoch) -> USD`` spent since then, from the store."""
 RedisSource = Redis | Callable[[], Redis]
 """A client, or a callable returning the current one (a shared connection manager)."""
 
-PLAN_CACHE = 10_000
-"""Scope sets whose keys and arguments are kept ready (a plan is redone when its budget
-period ends, or when the limits change: new limits are a new scope set)."""
 
-_TROUBLE = (RedisError, OSError, TimeoutError)
-
-
-@dataclass(slots=True)
 class _Held:
     """A Redis grant's reservation: what its settle must name."""
 
-    plan: Plan
-    rid: str
-    tokens: int
+    __slots__ = ("plan", "rid", "tokens")
+
+    def __init__(self, plan: Plan, rid: str, tokens: int) -> None:
+        self.plan = plan
+        self.rid = rid
+        self.tokens = tokens
 
 
 class RedisLimiter:
@@ -97,10 +94,10 @@ class RedisLimiter:
         *,
         on_error: Literal["local", "deny"] = "local",
         fallback: Limiter | None = None,
-        seed: SeedFn | None = None,
+        source: SpendSource | None = None,
         request_timeout_s: float = 600.0,
         reservation_slack_s: float = RESERVATION_SLACK_S,
-        namespace: str = "modelrouter",
+        prefix: str = KEY_PREFIX,
         timeout_s: float = ACQUIRE_TIMEOUT_S,
         reconnect_s: float = RECONNECT_S,
         clock: Callable[[], float] = time.time,
@@ -110,9 +107,9 @@ class RedisLimiter:
         self._client: Callable[[], Redis] = (lambda: redis) if isinstance(redis, Redis) else redis
         self._on_error = on_error
         self._fallback = fallback
-        self._seed = seed
+        self._source = source
         self._resv_s = request_timeout_s + reservation_slack_s
-        self._namespace = namespace
+        self._prefix = prefix
         self._timeout = timeout_s
         self._reconnect_s = reconnect_s
         self._clock = clock
@@ -121,23 +118,51 @@ class RedisLimiter:
         self._ids = itertools.count(1)
         self._rid_prefix = os.urandom(5).hex()
         self._seeding: dict[tuple[str, str, str], asyncio.Future[float]] = {}
-        self._pending: deque[tuple[Sequence[str], list[str]]] = deque()
-        self._acquire_calls = ScriptCalls(self._client, script("acquire"))
-        self._settle_calls = ScriptCalls(self._client, script("settle"))
+        self._acquires = ScriptCalls(self._client, script("acquire"))
+        self._settles = SettleQueue(
+            ScriptCalls(self._client, script("settle")), lambda: self.shared, self._trouble
+        )
         self._plans: dict[tuple[Scope, ...], tuple[Plan, float]] = {}
-        self._wake = asyncio.Event()
+        self._last: dict[tuple[Scope, ...], dict[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._flusher: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self._last_error: str | None = None
-        self._counts = {"fallbacks": 0, "refused_down": 0, "dropped_settles": 0, "rejoined": 0}
         self._timeouts = 0
+        self._counts = {"fallbacks": 0, "refused_down": 0, "rejoined": 0}
         self._closed = False
+        self._owned: Redis | None = None
+        """A client made by :meth:`from_url`, closed with the limiter."""
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisLimiter:
+        """A limiter with a client of its own for ``url`` (closed by :meth:`aclose`):
+        no retries (a retry would stretch the bound a request relies on, and could run
+        a script twice) and :data:`ACQUIRE_TIMEOUT_S` to connect."""
+        client = Redis.from_url(
+            url,
+            socket_connect_timeout=options.get("timeout_s", ACQUIRE_TIMEOUT_S),
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+        )
+        limiter = cls(client, **options)
+        limiter._owned = client
+        return limiter
 
     @property
     def shared(self) -> bool:
         """Whether Redis is answering (counters are shared right now)."""
         return self._down_since is None
+
+    async def start(self) -> None:
+        """Start the fallback's background work; load the scripts if Redis answers."""
+        if self._fallback is not None:
+            await self._fallback.start()
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                for s in (script("acquire"), script("settle")):
+                    await self._client().script_load(s.source)
+        except TROUBLE as err:
+            self._trouble(err)
 
     async def acquire(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
         """Admit against every scope in one script call, or raise a 429 having
@@ -153,13 +178,18 @@ class RedisLimiter:
             args = acquire_args(p, rid, ask.tokens, ask.cost_usd, int(self._resv_s * 1000), seeds)
             try:
                 async with asyncio.timeout(self._timeout):
-                    reply = await self._acquire_calls.call(p.keys, args)
+                    try:
+                        reply = await self._acquires.call(p.keys, args)
+                    except RedisConnectionError:
+                        # A connection that died with a restarted Redis fails once and
+                        # is dropped; a fresh one says whether Redis is really away.
+                        reply = await self._acquires.call(p.keys, args)
             except TimeoutError as err:
                 self._timeouts += 1
                 if self._timeouts >= TIMEOUTS_TO_DOWN:
                     self._trouble(err)
                 return await self._degraded(scopes, ask)
-            except _TROUBLE as err:
+            except TROUBLE as err:
                 self._trouble(err)
                 return await self._degraded(scopes, ask)
             self._timeouts = 0
@@ -174,37 +204,45 @@ class RedisLimiter:
                     return await self._degraded(scopes, ask)
                 continue
             if isinstance(result, Refused):
-                raise _refusal(scopes, result)
-            return Grant(scopes, ask, _headers(result), _Held(p, rid, ask.tokens))
+                raise self._refusal(scopes, ask, p, result)
+            headers = _headers(result.requests, result.tokens)
+            self._remember(scopes, headers)
+            return Grant(scopes, ask, headers, _Held(p, rid, ask.tokens))
         log.error("budget counters kept vanishing while seeded; this request is not shared")
         return await self._degraded(scopes, ask)
 
     def settle(self, grant: Grant, tokens: int, cost_usd: float) -> None:
-        """Queue the reconciliation (sent within :data:`FLUSH_DELAY_S`, never awaited)."""
+        """Queue the reconciliation (sent within a few ms, never awaited)."""
         held = grant.token
         if not isinstance(held, _Held):
             if self._fallback is not None and grant.scopes:
                 self._fallback.settle(grant, tokens, cost_usd)
             return
         args = settle_args(held.plan, held.rid, held.tokens - tokens, cost_usd)
-        self._pending.append((held.plan.keys, args))
-        if len(self._pending) > MAX_PENDING:
-            self._pending.popleft()
-            self._counts["dropped_settles"] += 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
-        self._wake.set()
+        self._settles.put(held.plan.keys, args)
+
+    def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:
+        """The headers of this scope set's last answer here (no I/O); full limits if
+        none yet; the fallback's view while Redis is away."""
+        if not self.shared and self._fallback is not None:
+            return self._fallback.peek(scopes)
+        found = self._last.get(tuple(scopes))
+        if found is not None:
+            return dict(found)
+        req = [(s.limits.rpm, s.limits.rpm, 0.0) for s in scopes if s.limits.rpm is not None]
+        tok = [(s.limits.tpm, s.limits.tpm, 0.0) for s in scopes if s.limits.tpm is not None]
+        return _headers(min(req, default=None), min(tok, default=None))
 
     def state(self) -> dict[str, Any]:
         """``/health``'s view: whether counters are shared now, and since when not."""
-        mode = "shared" if self.shared else self._on_error
         out: dict[str, Any] = {
             "backend": "redis",
             "redis": "ok" if self.shared else "down",
-            "mode": mode,
+            "mode": "shared" if self.shared else self._on_error,
             "down_since": self._down_since,
             "last_error": self._last_error,
-            "pending_settles": len(self._pending),
+            "pending_settles": len(self._settles),
+            "dropped_settles": self._settles.dropped,
             **self._counts,
         }
         if self._fallback is not None:
@@ -213,17 +251,21 @@ class RedisLimiter:
 
     async def drain(self) -> None:
         """Send every queued settle now (if Redis answers)."""
-        await self._flush()
+        await self._settles.flush()
 
     async def aclose(self) -> None:
         """Send what is queued (if Redis answers) and stop the background tasks."""
-        await self._flush()
+        await self._settles.flush()
         self._closed = True
-        for task in [*self._tasks, *([self._flusher] if self._flusher else [])]:
+        for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._acquire_calls.aclose()
-        await self._settle_calls.aclose()
+        await self._acquires.aclose()
+        await self._settles.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()
+        if self._owned is not None:
+            await self._owned.aclose()
 
     def _plan(self, scopes: Sequence[Scope]) -> Plan:
         now = self._clock() + self._offset
@@ -231,23 +273,47 @@ class RedisLimiter:
         found = self._plans.get(key)
         if found is not None and now < found[1]:
             return found[0]
-        p = plan(self._namespace, scopes, now, self._resv_s)
-        if len(self._plans) >= PLAN_CACHE:
+        p = plan(self._prefix, scopes, now, self._resv_s)
+        if len(self._plans) >= CACHE:
             self._plans.clear()
         self._plans[key] = (p, min((w[2] for w in p.windows if w), default=float("inf")))
         return p
+
+    def _remember(self, scopes: Sequence[Scope], headers: dict[str, str]) -> None:
+        if len(self._last) >= CACHE:
+            self._last.clear()
+        self._last[tuple(scopes)] = headers
+
+    def _refusal(self, scopes: Sequence[Scope], ask: Ask, p: Plan, r: Refused) -> LimitExceeded:
+        scope = scopes[r.scope]
+        if r.reason == "budget":
+            window = p.windows[r.scope]
+            renews = None if window is None or window[2] == float("inf") else window[2]
+            return quota_spent(scope, r.spent_usd, r.reserved_usd, r.budget_usd, renews)
+        headers = _headers(r.requests, r.tokens)
+        self._remember(scopes, headers)
+        rpm = r.reason == "rpm"
+        return rate_limited(
+            scope,
+            "rpm" if rpm else "tpm",
+            r.wait_s,
+            limit=(scope.limits.rpm if rpm else scope.limits.tpm) or 0,
+            remaining=float(r.level),
+            requested=1 if rpm else ask.tokens,
+            headers=headers,
+        )
 
     async def _spend_since(self, scope: Scope, p: Plan, i: int) -> float:
         # One store query per (scope, period) at a time in this process, however many
         # requests found the counter missing together.
         window = p.windows[i]
         assert window is not None
-        if self._seed is None:
+        if self._source is None:
             return 0.0
         key = (scope.kind, scope.id, window[0])
         fut = self._seeding.get(key)
         if fut is None:
-            fut = asyncio.ensure_future(self._seed(scope.kind, scope.id, window[1]))
+            fut = asyncio.ensure_future(self._source.one(scope.kind, scope.id, window[1]))
             self._seeding[key] = fut
             fut.add_done_callback(lambda _: self._seeding.pop(key, None))
         return await asyncio.shield(fut)
@@ -255,7 +321,7 @@ class RedisLimiter:
     async def _degraded(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
         if self._on_error == "deny" or self._fallback is None:
             self._counts["refused_down"] += 1
-            raise refusals.limiter_unavailable()
+            raise limiter_unavailable()
         self._counts["fallbacks"] += 1
         return await self._fallback.acquire(scopes, ask)
 
@@ -278,14 +344,16 @@ class RedisLimiter:
             try:
                 async with asyncio.timeout(SETTLE_TIMEOUT_S):
                     await self._client().ping()
-            except _TROUBLE as err:
+            except TROUBLE as err:
                 self._last_error = f"{type(err).__name__}: {err}"[:200]
                 continue
+            # Connections opened before the outage are dead: start from fresh ones.
+            await self._client().connection_pool.disconnect()
             log.warning("Redis answers again: limits are shared again")
             self._down_since = None
             self._counts["rejoined"] += 1
-            if self._pending:
-                self._spawn(self._flush())
+            if len(self._settles):
+                self._spawn(self._settles.flush())
             return
 
     def _spawn(self, coro: Any) -> None:
@@ -293,44 +361,22 @@ class RedisLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _flush_loop(self) -> None:
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            if len(self._pending) < FLUSH_BATCH:
-                await asyncio.sleep(FLUSH_DELAY_S)
-            await self._flush()
 
-    async def _flush(self) -> None:
-        while self._pending and self.shared:
-            n = min(FLUSH_BATCH, len(self._pending))
-            batch = [self._pending.popleft() for _ in range(n)]
-            try:
-                async with asyncio.timeout(SETTLE_TIMEOUT_S):
-                    await self._send(batch)
-            except _TROUBLE as err:
-                # Sent again once Redis is back: settle is idempotent for budgets (the
-                # reservation is removed and charged once) and a token refund is capped.
-                self._pending.extendleft(reversed(batch))
-                self._trouble(err)
-                return
-
-    async def _send(self, batch: list[tuple[Sequence[str], list[str]]]) -> None:
-        for rep in await self._settle_calls.send(batch):
-            if isinstance(rep, Exception):  # a bug, not trouble: sending again will not help
-                log.error("settle script failed: %s", rep)
+def limiter_unavailable() -> RouterError:
+    """503 while Redis is away and ``cluster.on_redis_error = "deny"``."""
+    return RouterError(
+        503,
+        "Rate limits and budgets are shared through Redis, which is not answering; "
+        'with cluster.on_redis_error = "deny" limited keys are refused until it is back.',
+        type="api_error",
+        code="limiter_unavailable",
+        headers={"retry-after": "1"},
+    )
 
 
-def _refusal(scopes: Sequence[Scope], r: Refused) -> RouterError:
-    scope = scopes[r.scope]
-    if r.reason == "budget":
-        return refusals.over_budget(
-            scope, r.spent_usd + r.reserved_usd, r.budget_usd, scope.limits.budget_period
-        )
-    kind: refusals.RateKind = "rpm" if r.reason == "rpm" else "tpm"
-    limit = scope.limits.rpm if kind == "rpm" else scope.limits.tpm
-    return refusals.rate_limited(scope, kind, limit or 0, r.wait_s)
-
-
-def _headers(a: Admitted) -> dict[str, str]:
-    return refusals.rate_headers(a.requests, a.tokens)
+def _headers(requests: Gauge3 | None, tokens: Gauge3 | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for kind, g in (("requests", requests), ("tokens", tokens)):
+        if g is not None:
+            put_headers(headers, kind, [Gauge(g[0], float(g[1]), g[2])])
+    return headers

@@ -3,7 +3,8 @@ private Redis to kill, limiters that are closed (and keys removed) after each te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -31,9 +32,38 @@ class RecordingLimiter:
         """Remember."""
         self.settled.append((grant, tokens, cost_usd))
 
+    def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:
+        """Nothing known."""
+        return {}
+
     def state(self) -> dict[str, Any]:
         """A marker the Redis limiter's state nests."""
         return {"backend": "recording", "acquired": len(self.acquired)}
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def aclose(self) -> None:
+        """Nothing to stop."""
+
+
+class Spend:
+    """A spend source (the store's role) answering fixed values, counting its reads."""
+
+    def __init__(self, usd: float, delay_s: float = 0.0) -> None:
+        self.usd = usd
+        self.delay_s = delay_s
+        self.reads: list[tuple[str, str, float]] = []
+
+    async def one(self, kind: str, id: str, since: float) -> float:
+        """``usd``, after ``delay_s`` (a store query)."""
+        self.reads.append((kind, id, since))
+        await asyncio.sleep(self.delay_s)
+        return self.usd
+
+    async def many(self, kind: str, since: float, ids: Iterable[str]) -> dict[str, float]:
+        """``usd`` for each."""
+        return {i: self.usd for i in ids}
 
 
 @pytest.fixture
@@ -43,7 +73,7 @@ def ns() -> str:
 
 
 @pytest.fixture
-async def client(ns: str) -> AsyncIterator[Redis]:
+async def redis_client(ns: str) -> AsyncIterator[Redis]:
     """A client of the machine's Redis; this test's keys are deleted afterwards."""
     r = Redis.from_url(require_redis())
     yield r
@@ -72,12 +102,12 @@ async def limiters() -> AsyncIterator[list[RedisLimiter]]:
 
 
 @pytest.fixture
-def make(limiters: list[RedisLimiter], ns: str) -> Callable[..., RedisLimiter]:
+def new_limiter(limiters: list[RedisLimiter], ns: str) -> Callable[..., RedisLimiter]:
     """``make(redis, **options)``: a :class:`RedisLimiter` in this test's namespace,
     closed after the test (``on_error="local"`` gets a :class:`RecordingLimiter`)."""
 
     def build(redis: Redis, **options: Any) -> RedisLimiter:
-        options.setdefault("namespace", ns)
+        options.setdefault("prefix", f"{ns}:")
         if options.get("on_error", "local") == "local":
             options.setdefault("fallback", RecordingLimiter())
         lim = RedisLimiter(redis, **options)

@@ -71,8 +71,10 @@ class OwnRedis:
     def start(self) -> None:
         """Start (or start again, on the same port) and wait until it answers."""
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", REDIS_HOST, "--save", ""]
-            + ["--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            [
+                *("redis-server", "--port", str(self.port), "--bind", REDIS_HOST),
+                *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -9,6 +9,9 @@ import pytest
 from modelrouter.governance.redis_counters import (
     NANO,
     SCHEMA,
+    Admitted,
+    NeedSeed,
+    Refused,
     acquire_args,
     decode,
     hash_tag,
@@ -17,13 +20,12 @@ from modelrouter.governance.redis_counters import (
     script,
     settle_args,
 )
-from modelrouter.governance.refusals import rate_headers, reset_text, retry_after_s
 from modelrouter.governance.types import Limits, Scope
 
 PINNED = {
     1: {
-        "acquire": "",
-        "settle": "",
+        "acquire": "a922fb91056bda3a2149b012adbe32657b4b3aac",
+        "settle": "296026fdbc43976c27c289f244841574f97e2850",
     }
 }
 """The scripts' SHA-1 per schema. A changed script with the same schema would share
@@ -59,16 +61,16 @@ def test_total_period_never_ends() -> None:
 def test_keys_carry_the_schema_and_one_hash_tag_per_request() -> None:
     key = Scope("key", "k1", Limits(rpm=5, budget_usd=2.0, budget_period="day"))
     team = Scope("team", "research", Limits(tpm=100))
-    p = plan("ns", [key, team], ts("2026-12-01T12:00:00"), 60)
+    p = plan("ns:", [key, team], ts("2026-12-01T12:00:00"), 60)
     assert hash_tag([key, team]) == "team:research"
     assert hash_tag([key]) == "key:k1"
     assert p.keys[:3] == (
-        "ns:v1:{team:research}:key:k1:rate",
-        "ns:v1:{team:research}:key:k1:spend:2026-12-01",
-        "ns:v1:{team:research}:key:k1:resv:2026-12-01",
+        "ns:lim1:{team:research}:key:k1:rate",
+        "ns:lim1:{team:research}:key:k1:spend:2026-12-01",
+        "ns:lim1:{team:research}:key:k1:resv:2026-12-01",
     )
-    assert p.keys[3] == "ns:v1:{team:research}:team:research:rate"
-    assert all(k.startswith(f"ns:v{SCHEMA}:{{team:research}}:") for k in p.keys)
+    assert p.keys[3] == "ns:lim1:{team:research}:team:research:rate"
+    assert all(k.startswith(f"ns:lim{SCHEMA}:{{team:research}}:") for k in p.keys)
     # the budget's counter lives until its period's end plus the slack
     assert p.specs == (f"5 - {2 * NANO} {int(ts('2026-12-02T00:00:00') + 60)}", "- 100 - 0")
     assert acquire_args(p, "r1", 300, 0.0123, 5000, {}) == [
@@ -93,44 +95,20 @@ def test_script_shas_are_pinned_per_schema() -> None:
 
 def test_decode_answers() -> None:
     ok = decode([1, 5000, 10, 9, 6000, -1, -1, -1])
-    assert ok.requests == (10, 9, 6.0)  # type: ignore[union-attr]
-    assert ok.tokens is None  # type: ignore[union-attr]
-    no = decode([0, 5000, 3, 2, 0, NANO, NANO // 2, 2 * NANO])
-    assert (no.reason, no.scope, no.spent_usd, no.reserved_usd, no.budget_usd) == (  # type: ignore[union-attr]
+    assert isinstance(ok, Admitted)
+    assert (ok.requests, ok.tokens) == ((10, 9, 6.0), None)
+    no = decode([0, 5000, 3, 2, 0, NANO, NANO // 2, 2 * NANO, -1, -1, -1, -1, -1, -1])
+    assert isinstance(no, Refused)
+    assert (no.reason, no.scope, no.spent_usd, no.reserved_usd, no.budget_usd) == (
         "budget",
         1,
         1.0,
         0.5,
         2.0,
     )
-    assert decode([2, 5000, 1, 2]).scopes == [0, 1]  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (0.02, "20ms"),
-        (0.9994, "999ms"),
-        (6, "6s"),
-        (1.5, "1.5s"),
-        (60, "1m0s"),
-        (90.25, "1m30.25s"),
-        (3723, "1h2m3s"),
-    ],
-)
-def test_reset_text_is_openais_form(seconds: float, text: str) -> None:
-    assert reset_text(seconds) == text
-
-
-def test_retry_after_rounds_up_to_whole_seconds() -> None:
-    assert [retry_after_s(w) for w in (0.0, 0.2, 1.0, 5.9, 6.0001)] == [1, 1, 1, 6, 7]
-
-
-def test_rate_headers_only_for_limited_kinds() -> None:
-    assert rate_headers((10, 3, 42.0), None) == {
-        "x-ratelimit-limit-requests": "10",
-        "x-ratelimit-remaining-requests": "3",
-        "x-ratelimit-reset-requests": "42s",
-    }
-    assert rate_headers(None, (1000, -50, 3.0))["x-ratelimit-remaining-tokens"] == "0"
+    rate = decode([0, 5000, 2, 1, 1500, -20, 0, 0, 10, 3, 42000, 100, -20, 72000])
+    assert isinstance(rate, Refused)
+    assert (rate.reason, rate.scope, rate.wait_s, rate.level) == ("tpm", 0, 1.5, -20)
+    assert (rate.requests, rate.tokens) == ((10, 3, 42.0), (100, -20, 72.0))
+    seed = decode([2, 5000, 1, 2])
+    assert isinstance(seed, NeedSeed) and seed.scopes == [0, 1]

@@ -11,10 +11,14 @@
 --   per scope (nano-USD spent this period, from the store; "-" = none).
 -- Returns one of
 --   {1, now_ms, req_limit, req_remaining, req_reset_ms, tok_limit, tok_remaining, tok_reset_ms}
---       admitted: the stricter scope's numbers (-1 where no scope limits that kind)
---   {0, now_ms, reason, scope, wait_ms, spent, reserved, budget}
---       refused, nothing taken: reason 1 rpm, 2 tpm, 3 budget; scope is 1-based
+--       admitted: the stricter scope's gauges after the take (-1: no scope limits it)
+--   {0, now_ms, reason, scope, wait_ms, a, b, c, <the six gauges, now>}
+--       refused, nothing taken; reason 1 rpm, 2 tpm (a = the bucket's level), or
+--       3 budget (a, b, c = spent, reserved, budget; no gauges); scope is 1-based
 --   {2, now_ms, scope...}  these scopes' spend is unknown: call again with seeds
+-- The rules are the per-process limiter's (modelrouter/governance/limiter.py, budget.py):
+-- a budget admits while spent + reserved < budget; a bucket has room for 1 request
+-- (rpm) or the estimate, at most a full bucket (tpm); the longest wait is answered.
 -- Redis's clock (TIME) is the only clock, so replicas' clocks never meet in a counter.
 
 local t = redis.call('TIME')
@@ -74,7 +78,7 @@ end
 
 for i = 1, n do
   local sp = spends[i]
-  if sp and sp[1] + sp[2] + cost > specs[i].budget then
+  if sp and sp[1] + sp[2] >= specs[i].budget then
     -- drop reservations of requests that never settled (a replica died), then look again
     local hk, zk = KEYS[i * 3 - 1], KEYS[i * 3]
     local gone = redis.call('ZRANGEBYSCORE', zk, '-inf', now_ms, 'LIMIT', 0, 256)
@@ -89,13 +93,34 @@ for i = 1, n do
       redis.call('ZREM', zk, unpack(gone))
       redis.call('HSET', hk, 'rsum', string.format('%d', sp[2]))
     end
-    if sp[1] + sp[2] + cost > specs[i].budget then
-      return {0, now_ms, 3, i, 0, sp[1], sp[2], specs[i].budget}
+    if sp[1] + sp[2] >= specs[i].budget then
+      return {0, now_ms, 3, i, 0, sp[1], sp[2], specs[i].budget, -1, -1, -1, -1, -1, -1}
     end
   end
 end
 
 -- every bucket must have room; the longest wait names the refusal
+local function gauges()
+  -- the stricter (least remaining) scope's limit, remaining and ms until full, per kind
+  local best = {{-1, -1, -1, 0}, {-1, -1, -1, 0}}
+  for i = 1, n do
+    local s, rt = specs[i], rates[i]
+    if rt then
+      for k = 1, 2 do
+        local cap = s.rpm
+        if k == 2 then cap = s.tpm end
+        if cap then
+          local level = rt[k]
+          if best[k][1] == -1 or level < best[k][4] then
+            best[k] = {cap, math.floor(level), until_full_ms(level, cap), level}
+          end
+        end
+      end
+    end
+  end
+  return best
+end
+
 local worst = nil
 for i = 1, n do
   local s = specs[i]
@@ -107,51 +132,49 @@ for i = 1, n do
       rl, rt, tl, tt = tonumber(rl), tonumber(rt), tonumber(tl), tonumber(tt)
     end
     -- an unlimited kind is stored as level 0 at time 0: full once it gets a limit
-    local r = {0, 0}
-    if s.rpm then r = {refill(rl, rt, s.rpm), now} end
-    local k = {0, 0}
-    if s.tpm then k = {refill(tl, tt, s.tpm), now} end
+    local r, k = 0, 0
+    if s.rpm then r = refill(rl, rt, s.rpm) end
+    if s.tpm then k = refill(tl, tt, s.tpm) end
     rates[i] = {r, k}
-    if s.rpm and (r[1] < 1 or s.rpm <= 0) then
-      local w = 60000
-      if s.rpm > 0 then w = math.ceil((1 - r[1]) * 60000 / s.rpm) end
-      if worst == nil or w > worst[5] then worst = {0, now_ms, 1, i, w, 0, 0, 0} end
-    end
-    if s.tpm then
-      local need = math.min(tokens, s.tpm)
-      if k[1] < need or s.tpm <= 0 then
+    for kind = 1, 2 do
+      local cap, level, need = s.rpm, r, 1
+      if kind == 2 then cap, level, need = s.tpm, k, math.min(tokens, s.tpm or 0) end
+      if cap and (cap <= 0 or level < need) then
         local w = 60000
-        if s.tpm > 0 then w = math.ceil((need - k[1]) * 60000 / s.tpm) end
-        if worst == nil or w > worst[5] then worst = {0, now_ms, 2, i, w, 0, 0, 0} end
+        if cap > 0 then w = math.ceil((need - level) * 60000 / cap) end
+        if worst == nil or w > worst[5] then
+          worst = {0, now_ms, kind, i, w, math.floor(level), 0, 0}
+        end
       end
     end
   end
 end
-if worst then return worst end
+if worst then
+  local g = gauges()
+  for k = 1, 2 do
+    for j = 1, 3 do worst[#worst + 1] = g[k][j] end
+  end
+  return worst
+end
 
 -- admitted: take from every bucket, reserve the cost in every budget
-local best = {{-1, -1, -1}, {-1, -1, -1}}
 for i = 1, n do
   local s, rt = specs[i], rates[i]
   if rt then
     local ttl = 0
     if s.rpm then
-      rt[1][1] = rt[1][1] - 1
-      local full = until_full_ms(rt[1][1], s.rpm)
-      ttl = math.max(ttl, full)
-      local left = math.floor(rt[1][1])
-      if best[1][1] == -1 or left < best[1][2] then best[1] = {s.rpm, left, full} end
+      rt[1] = rt[1] - 1
+      ttl = math.max(ttl, until_full_ms(rt[1], s.rpm))
     end
     if s.tpm then
-      rt[2][1] = rt[2][1] - tokens
-      local full = until_full_ms(rt[2][1], s.tpm)
-      ttl = math.max(ttl, full)
-      local left = math.floor(rt[2][1])
-      if best[2][1] == -1 or left < best[2][2] then best[2] = {s.tpm, left, full} end
+      rt[2] = rt[2] - tokens
+      ttl = math.max(ttl, until_full_ms(rt[2], s.tpm))
     end
+    local rstamp, tstamp = 0, 0
+    if s.rpm then rstamp = now end
+    if s.tpm then tstamp = now end
     redis.call('SET', KEYS[i * 3 - 2],
-      string.format('%.6f %d %.6f %d', rt[1][1], rt[1][2], rt[2][1], rt[2][2]),
-      'PX', ttl + 1000)
+      string.format('%.6f %d %.6f %d', rt[1], rstamp, rt[2], tstamp), 'PX', ttl + 1000)
   end
   local sp = spends[i]
   if sp then
@@ -160,4 +183,5 @@ for i = 1, n do
     redis.call('ZADD', KEYS[i * 3], now_ms + tonumber(ARGV[4]), ARGV[1])
   end
 end
-return {1, now_ms, best[1][1], best[1][2], best[1][3], best[2][1], best[2][2], best[2][3]}
+local g = gauges()
+return {1, now_ms, g[1][1], g[1][2], g[1][3], g[2][1], g[2][2], g[2][3]}
