@@ -130,10 +130,15 @@ class ScriptCalls:
                 fut.set_result(rep)
 
 
+Settle = tuple[tuple[str, ...], tuple[str, ...], tuple[str, str, str]]
+"""One request's settle: its scope set's keys and specs, and its own three arguments."""
+
+
 class SettleQueue:
-    """Settles waiting to be sent: a background task sends them as pipelines of
-    :class:`ScriptCalls` within :data:`FLUSH_DELAY_S`, while ``ready()`` says Redis
-    answers; a batch that fails goes back to the front and ``trouble`` is told."""
+    """Settles waiting to be sent: a background task sends them within
+    :data:`FLUSH_DELAY_S`, while ``ready()`` says Redis answers, as one pipeline with one
+    script call per scope set (every request of that set in it); a batch that fails
+    goes back to the front and ``trouble`` is told."""
 
     def __init__(
         self,
@@ -144,7 +149,7 @@ class SettleQueue:
         self._calls = calls
         self._ready = ready
         self._trouble = trouble
-        self._pending: deque[Call] = deque()
+        self._pending: deque[Settle] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -153,9 +158,9 @@ class SettleQueue:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def put(self, keys: Sequence[str], args: Sequence[str]) -> None:
+    def put(self, item: Settle) -> None:
         """Queue one settle (never blocks)."""
-        self._pending.append((keys, args))
+        self._pending.append(item)
         if len(self._pending) > MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
@@ -168,9 +173,12 @@ class SettleQueue:
         while self._pending and self._ready():
             n = min(FLUSH_BATCH, len(self._pending))
             batch = [self._pending.popleft() for _ in range(n)]
+            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+            for keys, specs, own in batch:
+                groups.setdefault((keys, specs), [*specs]).extend(own)
             try:
                 async with asyncio.timeout(BATCH_TIMEOUT_S):
-                    replies = await self._calls.send(batch)
+                    replies = await self._calls.send([(k, a) for (k, _), a in groups.items()])
             except TROUBLE as err:
                 # Sent again once Redis is back: a settle is idempotent for budgets (the
                 # reservation is removed and charged once) and a token refund is capped.

@@ -142,9 +142,10 @@ def acquire_args(
     return out
 
 
-def settle_args(p: Plan, rid: str, tokens_back: int, cost_usd: float) -> list[str]:
-    """``settle``'s ARGV: give back ``tokens_back`` (negative: take), charge ``cost_usd``."""
-    return [rid, str(tokens_back), str(max(0, round(cost_usd * NANO))), *p.specs]
+def settle_item(rid: str, tokens_back: int, cost_usd: float) -> tuple[str, str, str]:
+    """One request's part of ``settle``'s ARGV (after its scope set's specs): give back
+    ``tokens_back`` (negative: take more), charge ``cost_usd``."""
+    return rid, str(tokens_back), str(max(0, round(cost_usd * NANO)))
 
 
 Gauge3 = tuple[int, int, float]

@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from modelrouter.errors import RouterError
-from modelrouter.governance.budget import SpendSource
+from modelrouter.governance.budget import SEED_TIMEOUT_S, SpendSource
 from modelrouter.governance.redis_calls import TROUBLE, ScriptCalls, SettleQueue
 from modelrouter.governance.redis_counters import (
     Gauge3,
@@ -45,7 +45,7 @@ from modelrouter.governance.redis_counters import (
     decode,
     plan,
     script,
-    settle_args,
+    settle_item,
 )
 from modelrouter.governance.types import Ask, Grant, Limiter, Scope
 from modelrouter.governance.wire import Gauge, LimitExceeded, put_headers, quota_spent, rate_limited
@@ -200,6 +200,8 @@ class RedisLimiter:
                     for i in result.scopes:
                         seeds[i] = await self._spend_since(scopes[i], p, i)
                 except Exception:
+                    # A store that fails or is slower than SEED_TIMEOUT_S: this request
+                    # goes as Redis's absence would; the next one asks the store again.
                     log.exception("budget seed from the store failed; this request is not shared")
                     return await self._degraded(scopes, ask)
                 continue
@@ -218,8 +220,8 @@ class RedisLimiter:
             if self._fallback is not None and grant.scopes:
                 self._fallback.settle(grant, tokens, cost_usd)
             return
-        args = settle_args(held.plan, held.rid, held.tokens - tokens, cost_usd)
-        self._settles.put(held.plan.keys, args)
+        own = settle_item(held.rid, held.tokens - tokens, cost_usd)
+        self._settles.put((held.plan.keys, held.plan.specs, own))
 
     def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:
         """The headers of this scope set's last answer here (no I/O); full limits if
@@ -316,7 +318,7 @@ class RedisLimiter:
             fut = asyncio.ensure_future(self._source.one(scope.kind, scope.id, window[1]))
             self._seeding[key] = fut
             fut.add_done_callback(lambda _: self._seeding.pop(key, None))
-        return await asyncio.shield(fut)
+        return await asyncio.wait_for(asyncio.shield(fut), SEED_TIMEOUT_S)
 
     async def _degraded(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
         if self._on_error == "deny" or self._fallback is None:

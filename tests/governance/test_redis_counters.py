@@ -18,14 +18,14 @@ from modelrouter.governance.redis_counters import (
     period_window,
     plan,
     script,
-    settle_args,
+    settle_item,
 )
 from modelrouter.governance.types import Limits, Scope
 
 PINNED = {
     1: {
         "acquire": "a922fb91056bda3a2149b012adbe32657b4b3aac",
-        "settle": "296026fdbc43976c27c289f244841574f97e2850",
+        "settle": "a90de581d1e72eab53b7fb6b7193c2ac6b3d38f8",
     }
 }
 """The scripts' SHA-1 per schema. A changed script with the same schema would share
@@ -83,7 +83,7 @@ def test_keys_carry_the_schema_and_one_hash_tag_per_request() -> None:
     ]
     # seeds only on the call after the script asked for them, one per scope
     assert acquire_args(p, "r1", 300, 0.0123, 5000, {0: 1.5})[-2:] == ["1500000000", "-"]
-    assert settle_args(p, "r1", -20, 0.5) == ["r1", "-20", "500000000", *p.specs]
+    assert settle_item("r1", -20, 0.5) == ("r1", "-20", "500000000")
 
 
 def test_script_shas_are_pinned_per_schema() -> None:

@@ -246,3 +246,34 @@ async def test_zero_limit_refuses_everything(
     err = await outcome(new_limiter(redis_client), [key(**limits)])
     assert err is not None and err.code == "rate_limit_exceeded"
     assert err.headers["retry-after"] == "60"
+
+
+async def test_a_store_that_cannot_seed_sends_the_request_to_the_fallback(
+    redis_client: Redis, new_limiter: Make
+) -> None:
+    class Broken(Spend):
+        async def one(self, kind: str, id: str, since: float) -> float:
+            raise OSError("the store is down")
+
+    lim = new_limiter(redis_client, source=Broken(0.0))
+    scopes = [key(budget_usd=1.0)]
+    g = await lim.acquire(scopes, Ask(tokens=1, cost_usd=0.1))
+    assert g.token == "local"  # the RecordingLimiter's grant
+    assert lim.shared  # Redis itself is fine
+
+
+async def test_settles_of_many_requests_and_scope_sets_in_one_flush(
+    redis_client: Redis, new_limiter: Make, ns: str
+) -> None:
+    lim = new_limiter(redis_client)
+    sets = [[key("a", tpm=6000, budget_usd=10.0)], [key("b", tpm=6000, budget_usd=10.0)]]
+    grants = [await lim.acquire(s, Ask(tokens=500, cost_usd=0.5)) for s in sets for _ in range(4)]
+    for g in grants:  # each used 100 tokens and cost 0.25: one script per scope set
+        lim.settle(g, 100, 0.25)
+    await lim.drain()
+    for kid, scopes in (("a", sets[0]), ("b", sets[1])):
+        spend = await spend_of(redis_client, ns, f"key:{kid}", f"key:{kid}", "month")
+        assert (int(spend[b"spent"]), int(spend[b"rsum"])) == (NANO, 0)
+        g = await lim.acquire(scopes, Ask(tokens=0, cost_usd=0))
+        # 4 x 500 taken, 4 x 400 given back: 400 short of full (plus a little refill)
+        assert 5600 <= int(g.headers["x-ratelimit-remaining-tokens"]) <= 5700
