@@ -51,21 +51,18 @@ class ScriptCalls:
         self._busy = 0
         """Sends in flight: while one is, new calls wait for the next pipeline."""
 
-    async def call(self, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """The script's answer: sent at once when nothing else is in flight, else with
-        the other calls of this loop turn."""
-        if not self._busy:
-            self._busy += 1
-            try:
-                return (await self.send([(keys, args)]))[0]
-            finally:
-                self._busy -= 1
+    def call(self, keys: Sequence[str], args: Sequence[str]) -> asyncio.Future[Any]:
+        """The script's answer, to come: sent at once when nothing else is in flight,
+        else with the other calls of this loop turn. A caller that stops waiting
+        cancels the future; the call still goes (or went), its answer is dropped."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._go)
         self._waiting.append(((keys, args), fut))
-        return await fut
+        if not self._busy:
+            self._go()
+        elif len(self._waiting) == 1:
+            loop.call_soon(self._go)
+        return fut
 
     async def send(self, calls: Sequence[Call]) -> list[Any]:
         """Send ``calls`` as one pipeline now; answers in order (a failed script's
@@ -102,16 +99,18 @@ class ScriptCalls:
 
     def _go(self) -> None:
         batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        self._busy += 1
         task = asyncio.get_running_loop().create_task(self._answer(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
         live = [(c, f) for c, f in batch if not f.done()]  # a caller may have given up
-        if not live:
-            return
-        self._busy += 1
         try:
+            if not live:
+                return
             async with asyncio.timeout(BATCH_TIMEOUT_S):
                 replies = await self.send([c for c, _ in live])
         except TROUBLE as err:
@@ -169,9 +168,12 @@ class SettleQueue:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Send everything queued now (while Redis answers)."""
-        while self._pending and self._ready():
-            n = min(FLUSH_BATCH, len(self._pending))
+        """Send what is queued now (while Redis answers); what arrives meanwhile waits
+        for the next flush, so that it is sent with its company, not one by one."""
+        todo = len(self._pending)
+        while todo and self._pending and self._ready():
+            n = min(FLUSH_BATCH, todo, len(self._pending))
+            todo -= n
             batch = [self._pending.popleft() for _ in range(n)]
             groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
             for keys, specs, own in batch:

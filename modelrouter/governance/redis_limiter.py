@@ -177,13 +177,7 @@ class RedisLimiter:
         for _ in range(3):  # a counter can go missing once more at a period's end
             args = acquire_args(p, rid, ask.tokens, ask.cost_usd, int(self._resv_s * 1000), seeds)
             try:
-                async with asyncio.timeout(self._timeout):
-                    try:
-                        reply = await self._acquires.call(p.keys, args)
-                    except RedisConnectionError:
-                        # A connection that died with a restarted Redis fails once and
-                        # is dropped; a fresh one says whether Redis is really away.
-                        reply = await self._acquires.call(p.keys, args)
+                reply = await self._answer(p.keys, args)
             except TimeoutError as err:
                 self._timeouts += 1
                 if self._timeouts >= TIMEOUTS_TO_DOWN:
@@ -253,11 +247,12 @@ class RedisLimiter:
 
     async def drain(self) -> None:
         """Send every queued settle now (if Redis answers)."""
-        await self._settles.flush()
+        while len(self._settles) and self.shared:
+            await self._settles.flush()
 
     async def aclose(self) -> None:
         """Send what is queued (if Redis answers) and stop the background tasks."""
-        await self._settles.flush()
+        await self.drain()
         self._closed = True
         for task in self._tasks:
             task.cancel()
@@ -268,6 +263,26 @@ class RedisLimiter:
             await self._fallback.aclose()
         if self._owned is not None:
             await self._owned.aclose()
+
+    async def _answer(self, keys: Sequence[str], args: Sequence[str]) -> Any:
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        try:
+            return await self._within(self._acquires.call(keys, args), deadline)
+        except RedisConnectionError:
+            # A connection that died with a restarted Redis fails once and is dropped;
+            # a fresh one says whether Redis is really away.
+            return await self._within(self._acquires.call(keys, args), deadline)
+
+    @staticmethod
+    async def _within(fut: asyncio.Future[Any], deadline: float) -> Any:
+        # Waits on the answer's future, not inside the client: an answer that arrived
+        # before the deadline is used even when a busy event loop sees both together.
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait((fut,), timeout=left)
+        if not done:
+            fut.cancel()
+            raise TimeoutError("Redis did not answer within the acquire bound")
+        return fut.result()
 
     def _plan(self, scopes: Sequence[Scope]) -> Plan:
         now = self._clock() + self._offset

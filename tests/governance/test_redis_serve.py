@@ -22,6 +22,9 @@ from tests.store.helpers import wait_until
 from tests.subproc import CLI, child_env, free_port
 
 SECRET = "mr-e2e-shared-limit-secret"
+WARM = "mr-e2e-warm-up-secret"
+"""A key of its own for warming each replica up (connections, scripts, first
+requests), so that the burst measures counting, not a cold start on a busy machine."""
 CONFIG = """
 [providers.sim]
 kind = "simulated"
@@ -39,6 +42,10 @@ url = "none"
 [keys.ci]
 key = "{secret}"
 rpm = 10
+
+[keys.warm]
+key = "{warm}"
+rpm = 1000
 
 [cluster]
 redis_url = "{redis}"
@@ -81,6 +88,15 @@ def replica(tmp: Path, name: str) -> Iterator[str]:
             proc.wait(5)
 
 
+async def warm_up(bases: list[str]) -> None:
+    for b in bases:
+        async with openai.AsyncOpenAI(base_url=f"{b}/v1", api_key=WARM, max_retries=0) as c:
+            for _ in range(3):
+                await c.chat.completions.create(
+                    model="default", messages=[{"role": "user", "content": "warm"}]
+                )
+
+
 async def ask_all(bases: list[str], n: int) -> list[object]:
     clients = [openai.AsyncOpenAI(base_url=f"{b}/v1", api_key=SECRET, max_retries=0) for b in bases]
 
@@ -105,9 +121,12 @@ def test_three_replicas_admit_exactly_the_keys_rpm(tmp_path: Path) -> None:
     redis = OwnRedis()
     redis.start()
     try:
-        (tmp_path / "modelrouter.toml").write_text(CONFIG.format(secret=SECRET, redis=redis.url))
+        (tmp_path / "modelrouter.toml").write_text(
+            CONFIG.format(secret=SECRET, warm=WARM, redis=redis.url)
+        )
         with ExitStack() as stack:
             bases = [stack.enter_context(replica(tmp_path, f"r{i}")) for i in range(3)]
+            asyncio.run(warm_up(bases))
             results = asyncio.run(ask_all(bases, 30))
     finally:
         redis.stop()
