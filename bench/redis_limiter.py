@@ -15,6 +15,8 @@ Limits are far above the load, so every request is admitted (the full write path
   (``usec_per_call`` of ``EVALSHA``: the script, inner commands included), ``INFO cpu``
   (the server process's CPU, network and parsing included), per request; and
   ``INFO stats`` ``total_net_input_bytes`` / ``total_net_output_bytes`` per request.
+* **script_costs** — Redis's time per call of each script alone, sequential: acquires,
+  settles of one request per call, of eight per call (``INFO commandstats``).
 * **sizes** — one acquire and one settle, request and answer, in bytes on the wire (the
   RESP the client packs, the RESP the server answers).
 
@@ -113,6 +115,34 @@ async def _floor(r: Redis, n: int, scopes: tuple[Scope, ...], ns: str) -> dict[s
     return {"ping_p50_ms": ms(percentile(pings, 50)), "evalsha_p50_ms": ms(percentile(evals, 50))}
 
 
+async def _script_costs(r: Redis, scopes: tuple[Scope, ...], ns: str, n: int) -> dict[str, float]:
+    """Redis's time per script call (``INFO commandstats``), one kind of call at a time:
+    acquires alone, then settles one request per call, then eight per call."""
+    p = plan(f"{ns}:", scopes, time.time(), 660)
+    acq, stl = script("acquire").sha, script("settle").sha
+    out: dict[str, float] = {}
+
+    async def usec(calls: list[tuple[str, list[str]]]) -> float:
+        before = await _stats(r)
+        for sha, args in calls:
+            await r.evalsha(sha, len(p.keys), *p.keys, *args)
+        after = await _stats(r)
+        return round((after["usec"] - before["usec"]) / max(1, after["calls"] - before["calls"]), 2)
+
+    for group in (1, 8):
+        rids = [f"cost{group}-{i}" for i in range(n)]
+        acquires = [
+            (acq, acquire_args(p, rid, ASK.tokens, ASK.cost_usd, 660_000, {})) for rid in rids
+        ]
+        out["acquire_usec_per_call"] = await usec(acquires)
+        settles = []
+        for i in range(0, n, group):
+            items = [a for rid in rids[i : i + group] for a in settle_item(rid, 200, 0.0017)]
+            settles.append((stl, [*p.specs, *items]))
+        out[f"settle_{group}_usec_per_call"] = await usec(settles)
+    return out
+
+
 def _sizes(scopes: tuple[Scope, ...], ns: str) -> dict[str, int]:
     """RESP bytes of one acquire and one settle (answers as Redis sends them)."""
     from redis.connection import Connection
@@ -161,6 +191,7 @@ async def measure(port: int, n: int) -> dict[str, Any]:
                 "requests_per_s": round(len(lat) / wall),
                 **_delta(before, after, len(lat)),
             }
+        row["script_costs"] = await _script_costs(r, scopes, ns, min(n, 4000))
         row["sizes"] = _sizes(scopes, ns)
         row["limiter"] = lim.state()
         await lim.aclose()
