@@ -129,6 +129,31 @@ class ScriptCalls:
                 fut.set_result(rep)
 
 
+async def answer_by(fut: asyncio.Future[Any], deadline: float) -> Any:
+    """``fut``'s result, or :class:`TimeoutError` at ``deadline`` (loop time).
+
+    Waits on the answer's future, not inside the client: an answer that arrived before
+    the deadline is used even when a busy event loop sees both together (cancelling a
+    done future does nothing), and a late one costs no connection.
+    """
+    expired: list[bool] = []
+    timer = asyncio.get_running_loop().call_at(deadline, _expire, fut, expired)
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        if expired:  # our deadline, not the caller being cancelled
+            raise TimeoutError("Redis did not answer within the bound") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _expire(fut: asyncio.Future[Any], expired: list[bool]) -> None:
+    if not fut.done():
+        expired.append(True)
+        fut.cancel()
+
+
 Settle = tuple[tuple[str, ...], tuple[str, ...], tuple[str, str, str]]
 """One request's settle: its scope set's keys and specs, and its own three arguments."""
 

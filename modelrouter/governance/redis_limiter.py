@@ -35,7 +35,7 @@ from redis.retry import Retry
 
 from modelrouter.errors import RouterError
 from modelrouter.governance.budget import SEED_TIMEOUT_S, SpendSource
-from modelrouter.governance.redis_calls import TROUBLE, ScriptCalls, SettleQueue
+from modelrouter.governance.redis_calls import TROUBLE, ScriptCalls, SettleQueue, answer_by
 from modelrouter.governance.redis_counters import (
     Gauge3,
     NeedSeed,
@@ -267,22 +267,11 @@ class RedisLimiter:
     async def _answer(self, keys: Sequence[str], args: Sequence[str]) -> Any:
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
-            return await self._within(self._acquires.call(keys, args), deadline)
+            return await answer_by(self._acquires.call(keys, args), deadline)
         except RedisConnectionError:
             # A connection that died with a restarted Redis fails once and is dropped;
             # a fresh one says whether Redis is really away.
-            return await self._within(self._acquires.call(keys, args), deadline)
-
-    @staticmethod
-    async def _within(fut: asyncio.Future[Any], deadline: float) -> Any:
-        # Waits on the answer's future, not inside the client: an answer that arrived
-        # before the deadline is used even when a busy event loop sees both together.
-        left = max(0.0, deadline - asyncio.get_running_loop().time())
-        done, _ = await asyncio.wait((fut,), timeout=left)
-        if not done:
-            fut.cancel()
-            raise TimeoutError("Redis did not answer within the acquire bound")
-        return fut.result()
+            return await answer_by(self._acquires.call(keys, args), deadline)
 
     def _plan(self, scopes: Sequence[Scope]) -> Plan:
         now = self._clock() + self._offset
