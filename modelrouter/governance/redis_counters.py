@@ -109,6 +109,13 @@ class Plan:
     """Per scope ``"<rpm> <tpm> <budget nano-USD> <spend expires at>"`` (``-``: none)."""
     windows: tuple[tuple[str, float, float] | None, ...]
     """Each scope's budget period (``None`` = no budget): what seeds are asked for."""
+    tpm: bool
+    """Some scope limits tokens (a settle gives back or charges the difference)."""
+
+    @property
+    def budgets(self) -> bool:
+        """Some scope has a budget (a settle moves the reservation to the spend)."""
+        return any(w is not None for w in self.windows)
 
 
 def plan(prefix: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Plan:
@@ -125,7 +132,8 @@ def plan(prefix: str, scopes: Sequence[Scope], now: float, slack_s: float) -> Pl
         end = "0" if window is None or window[2] == float("inf") else str(int(window[2] + slack_s))
         specs.append(f"{_opt(lim.rpm)} {_opt(lim.tpm)} {_opt(lim.budget_usd, NANO)} {end}")
         windows.append(window)
-    return Plan(tuple(keys), tuple(specs), tuple(windows))
+    tpm = any(s.limits.tpm is not None for s in scopes)
+    return Plan(tuple(keys), tuple(specs), tuple(windows), tpm)
 
 
 def acquire_args(

@@ -214,7 +214,10 @@ class RedisLimiter:
             if self._fallback is not None and grant.scopes:
                 self._fallback.settle(grant, tokens, cost_usd)
             return
-        own = settle_item(held.rid, held.tokens - tokens, cost_usd)
+        back = held.tokens - tokens
+        if not held.plan.budgets and not (held.plan.tpm and back):
+            return  # rpm alone, or tokens as estimated: nothing to reconcile
+        own = settle_item(held.rid, back, cost_usd)
         self._settles.put((held.plan.keys, held.plan.specs, own))
 
     def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:

@@ -277,3 +277,15 @@ async def test_settles_of_many_requests_and_scope_sets_in_one_flush(
         g = await lim.acquire(scopes, Ask(tokens=0, cost_usd=0))
         # 4 x 500 taken, 4 x 400 given back: 400 short of full (plus a little refill)
         assert 5600 <= int(g.headers["x-ratelimit-remaining-tokens"]) <= 5700
+
+
+async def test_nothing_to_reconcile_sends_no_settle(redis_client: Redis, new_limiter: Make) -> None:
+    lim = new_limiter(redis_client)
+    g = await lim.acquire([key(rpm=100)], ASK)
+    lim.settle(g, 999, 1.0)  # rpm alone: what a request used changes nothing
+    g = await lim.acquire([key("k2", tpm=1000)], Ask(tokens=50, cost_usd=0))
+    lim.settle(g, 50, 0.0)  # tokens as estimated
+    assert lim.state()["pending_settles"] == 0
+    g = await lim.acquire([key("k2", tpm=1000)], Ask(tokens=50, cost_usd=0))
+    lim.settle(g, 60, 0.0)
+    assert lim.state()["pending_settles"] == 1
