@@ -31,6 +31,7 @@ from importlib import resources
 
 from modelrouter.governance.periods import period_end, period_start
 from modelrouter.governance.types import Period, Scope
+from modelrouter.governance.wire import Gauge, put_headers
 
 SCHEMA = 1
 """Bump with any change to the scripts or the layout: keys carry it (``v1``), so
@@ -220,3 +221,13 @@ def decode(reply: Sequence[int]) -> Admitted | Refused | NeedSeed:
         return Refused(now_ms, kind_name, scope - 1, wait / 1000, a, 0.0, 0.0, 0.0, req, tok)
     req, tok = _gauges(reply[2:8])
     return Admitted(now_ms, req, tok)
+
+
+def headers_of(requests: Gauge3 | None, tokens: Gauge3 | None) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of the stricter scope's gauges (as ``wire`` writes
+    them for the per-process limiter)."""
+    headers: dict[str, str] = {}
+    for kind, g in (("requests", requests), ("tokens", tokens)):
+        if g is not None:
+            put_headers(headers, kind, [Gauge(g[0], float(g[1]), g[2])])
+    return headers

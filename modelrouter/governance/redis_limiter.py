@@ -37,18 +37,18 @@ from modelrouter.errors import RouterError
 from modelrouter.governance.budget import SEED_TIMEOUT_S, SpendSource
 from modelrouter.governance.redis_calls import TROUBLE, ScriptCalls, SettleQueue, answer_by
 from modelrouter.governance.redis_counters import (
-    Gauge3,
     NeedSeed,
     Plan,
     Refused,
     acquire_args,
     decode,
+    headers_of,
     plan,
     script,
     settle_item,
 )
 from modelrouter.governance.types import Ask, Grant, Limiter, Scope
-from modelrouter.governance.wire import Gauge, LimitExceeded, put_headers, quota_spent, rate_limited
+from modelrouter.governance.wire import LimitExceeded, quota_spent, rate_limited
 
 log = logging.getLogger("modelrouter.limits")
 
@@ -92,6 +92,7 @@ class RedisLimiter:
         self,
         redis: RedisSource,
         *,
+        background: RedisSource | None = None,
         on_error: Literal["local", "deny"] = "local",
         fallback: Limiter | None = None,
         source: SpendSource | None = None,
@@ -104,7 +105,10 @@ class RedisLimiter:
     ) -> None:
         if on_error == "local" and fallback is None:
             raise ValueError('on_error = "local" needs a fallback limiter')
-        self._client: Callable[[], Redis] = (lambda: redis) if isinstance(redis, Redis) else redis
+        self._client = _source(redis)
+        """The client a request waits on (acquires)."""
+        self._bg = _source(background) if background is not None else self._client
+        """The client for work nobody waits on (settles, script loads, pings)."""
         self._on_error = on_error
         self._fallback = fallback
         self._source = source
@@ -120,7 +124,7 @@ class RedisLimiter:
         self._seeding: dict[tuple[str, str, str], asyncio.Future[float]] = {}
         self._acquires = ScriptCalls(self._client, script("acquire"))
         self._settles = SettleQueue(
-            ScriptCalls(self._client, script("settle")), lambda: self.shared, self._trouble
+            ScriptCalls(self._bg, script("settle")), lambda: self.shared, self._trouble
         )
         self._plans: dict[tuple[Scope, ...], tuple[Plan, float]] = {}
         self._last: dict[tuple[Scope, ...], dict[str, str]] = {}
@@ -160,7 +164,7 @@ class RedisLimiter:
         try:
             async with asyncio.timeout(SETTLE_TIMEOUT_S):
                 for s in (script("acquire"), script("settle")):
-                    await self._client().script_load(s.source)
+                    await self._bg().script_load(s.source)
         except TROUBLE as err:
             self._trouble(err)
 
@@ -201,7 +205,7 @@ class RedisLimiter:
                 continue
             if isinstance(result, Refused):
                 raise self._refusal(scopes, ask, p, result)
-            headers = _headers(result.requests, result.tokens)
+            headers = headers_of(result.requests, result.tokens)
             self._remember(scopes, headers)
             return Grant(scopes, ask, headers, _Held(p, rid, ask.tokens))
         log.error("budget counters kept vanishing while seeded; this request is not shared")
@@ -230,7 +234,7 @@ class RedisLimiter:
             return dict(found)
         req = [(s.limits.rpm, s.limits.rpm, 0.0) for s in scopes if s.limits.rpm is not None]
         tok = [(s.limits.tpm, s.limits.tpm, 0.0) for s in scopes if s.limits.tpm is not None]
-        return _headers(min(req, default=None), min(tok, default=None))
+        return headers_of(min(req, default=None), min(tok, default=None))
 
     def state(self) -> dict[str, Any]:
         """``/health``'s view: whether counters are shared now, and since when not."""
@@ -299,7 +303,7 @@ class RedisLimiter:
             window = p.windows[r.scope]
             renews = None if window is None or window[2] == float("inf") else window[2]
             return quota_spent(scope, r.spent_usd, r.reserved_usd, r.budget_usd, renews)
-        headers = _headers(r.requests, r.tokens)
+        headers = headers_of(r.requests, r.tokens)
         self._remember(scopes, headers)
         rpm = r.reason == "rpm"
         return rate_limited(
@@ -352,12 +356,13 @@ class RedisLimiter:
             await asyncio.sleep(self._reconnect_s)
             try:
                 async with asyncio.timeout(SETTLE_TIMEOUT_S):
-                    await self._client().ping()
+                    await self._bg().ping()
             except TROUBLE as err:
                 self._last_error = f"{type(err).__name__}: {err}"[:200]
                 continue
             # Connections opened before the outage are dead: start from fresh ones.
-            await self._client().connection_pool.disconnect()
+            for client in {id(c): c for c in (self._client(), self._bg())}.values():
+                await client.connection_pool.disconnect()
             log.warning("Redis answers again: limits are shared again")
             self._down_since = None
             self._counts["rejoined"] += 1
@@ -371,6 +376,10 @@ class RedisLimiter:
         task.add_done_callback(self._tasks.discard)
 
 
+def _source(redis: RedisSource) -> Callable[[], Redis]:
+    return (lambda: redis) if isinstance(redis, Redis) else redis
+
+
 def limiter_unavailable() -> RouterError:
     """503 while Redis is away and ``cluster.on_redis_error = "deny"``."""
     return RouterError(
@@ -381,11 +390,3 @@ def limiter_unavailable() -> RouterError:
         code="limiter_unavailable",
         headers={"retry-after": "1"},
     )
-
-
-def _headers(requests: Gauge3 | None, tokens: Gauge3 | None) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for kind, g in (("requests", requests), ("tokens", tokens)):
-        if g is not None:
-            put_headers(headers, kind, [Gauge(g[0], float(g[1]), g[2])])
-    return headers

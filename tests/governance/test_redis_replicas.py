@@ -64,6 +64,8 @@ async def test_three_replicas_admit_exactly_the_limit(new_limiter: Make) -> None
     clients = [Redis.from_url(url) for _ in range(3)]
     try:
         replicas = [new_limiter(c) for c in clients]
+        for r in replicas:  # as the front door starts them: scripts loaded, connected
+            await r.start()
         scopes = key(rpm=10)
         counts = await asyncio.gather(*(admitted(r, scopes, 40) for r in replicas))
         assert sum(counts) == 10, counts
@@ -197,3 +199,21 @@ async def test_settles_wait_for_redis_to_come_back(own_redis: OwnRedis, new_limi
     assert int(fields[b"spent"]) == round(0.3 * NANO)
     assert int(fields[b"rsum"]) == 0
     await client.aclose()
+
+
+async def test_settles_go_through_the_background_client(
+    own_redis: OwnRedis, new_limiter: Make
+) -> None:
+    # Two Redis servers only to tell the clients apart: acquires on the machine's,
+    # settles (and script loads, pings) on the private one.
+    hot, bg = Redis.from_url(require_redis()), Redis.from_url(own_redis.url)
+    lim = new_limiter(hot, background=bg)
+    await lim.start()
+    g = await lim.acquire(key(tpm=1000), ASK)
+    await bg.config_resetstat()
+    lim.settle(g, 500, 0.0)
+    await lim.drain()
+    stats = await bg.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    await hot.aclose()
+    await bg.aclose()
