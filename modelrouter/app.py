@@ -17,17 +17,20 @@ from starlette.types import Receive, Scope, Send
 
 from modelrouter import config as config_mod
 from modelrouter.api.admin import admin_routes
+from modelrouter.api.admin_keys import admin_key_routes
 from modelrouter.api.chat import chat_handler
 from modelrouter.api.common import Handler, error_response, request_id
 from modelrouter.api.embeddings import embeddings_handler
 from modelrouter.api.guard import Guard
 from modelrouter.api.health import health_handlers
+from modelrouter.api.key_info import key_info_handler
 from modelrouter.api.messages import MESSAGES_PREFIX, anthropic_error, messages_handlers
 from modelrouter.api.models import models_handlers
 from modelrouter.api.prompts import prompt_handler
 from modelrouter.api.responses import responses_handler
 from modelrouter.errors import RouterError
 from modelrouter.frontdoor import FrontDoor
+from modelrouter.governance.watch import KeyService
 from modelrouter.mcp.server import build_mcp_server, mcp_http_app
 from modelrouter.memory import tune_malloc
 from modelrouter.runtime import Runtime
@@ -53,7 +56,8 @@ class RouterApp:
 
     @property
     def state(self) -> Any:
-        """The app's state (``state.runtime`` is the :class:`Runtime`)."""
+        """The app's state (``state.runtime`` is the :class:`Runtime`, ``state.door`` the
+        :class:`FrontDoor`)."""
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +103,8 @@ def create_app(
     """
     rt = Runtime(config, health_clock=health_clock)
     door = FrontDoor(rt)
+    # Virtual keys: loaded from the store into the door's key directory, kept fresh.
+    keys = KeyService(rt.settings, rt.calls.store, door.keys)
     mcp = build_mcp_server(door)
     mcp_app = mcp_http_app(mcp, door)
 
@@ -106,8 +112,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if tune_process:
             tune_malloc()
-        await rt.start()
-        await door.start()
+        await rt.start()  # opens (and on SQLite upgrades) the store first
+        await keys.start()
+        await door.start()  # the limiter: budgets read from the store from here on
         if tune_process:
             # Everything built so far lives until shutdown: out of the collector's way.
             # Full collections over these objects caused the p99 spikes under load.
@@ -119,6 +126,7 @@ def create_app(
                 yield
         finally:
             await door.aclose()
+            await keys.aclose()
             await rt.aclose()
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -136,6 +144,8 @@ def create_app(
         lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: crash}
     )
     app.state.runtime = rt
+    app.state.door = door
+    app.state.keys = keys
     max_body_mb = rt.settings.server.max_body_mb
     list_models, get_model = models_handlers(door)
     healthz, readyz, health = health_handlers(door)
@@ -154,7 +164,9 @@ def create_app(
     app.router.add_route("/v1/messages/count_tokens", count_tokens, methods=["POST"])
     app.router.add_route("/v1/embeddings", embeddings_handler(door, max_body_mb), methods=["POST"])
     app.router.add_route("/v1/responses", responses_handler(door, max_body_mb), methods=["POST"])
+    app.router.add_route("/v1/key", key_info_handler(door, keys), methods=["GET"])
     app.router.routes.extend(admin_routes(door.call_log, rt.settings.server.admin_keys))
+    app.router.routes.extend(admin_key_routes(keys, rt.settings.server.admin_keys, max_body_mb))
     # The MCP app (its own auth and Host checks) as an exact route, not a "/" mount,
     # so /mcp never redirects and unknown paths keep the OpenAI-shaped 404.
     app.router.routes.append(Route("/mcp", mcp_app))

@@ -266,11 +266,6 @@ class FrontDoor:
             return objects
         return [o for o in objects if self.gate.may_use(identity, o["id"])]
 
-    def may_use(self, identity: Identity, name: str) -> bool:
-        """Whether ``identity`` may use route or model ``name`` (``None``: the default route)."""
-        target = name or self.default_route
-        return target is None or self.gate.may_use(identity, target)
-
     @property
     def call_log(self) -> CallLog:
         """The call log (its reader engine serves the admin views)."""

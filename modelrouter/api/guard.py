@@ -15,7 +15,7 @@ chat fast path included:
 * **Origin**, when sent (browsers send it; SDKs and curl do not), must be the
   request's own host (a page served by this router), an allowed host, or one of
   ``server.cors_origins``. Else 403.
-* **Content type**: ``POST``/``PUT``/``PATCH`` under ``/v1/`` must be JSON
+* **Content type**: ``POST``/``PUT``/``PATCH`` under ``/v1/`` and ``/admin/`` must be JSON
   (``application/json`` or ``application/*+json``, any parameters). Else 415. A
   missing ``Content-Type`` is accepted: some clients send none, and a browser that
   sends none (an ``ArrayBuffer`` body) also sends ``Origin``, which is checked above.
@@ -51,8 +51,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 """How clients on this machine name it in ``Host``."""
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-JSON_PREFIX = "/v1/"
-"""Paths whose bodies must be JSON (every ``/v1`` endpoint takes JSON)."""
+JSON_PREFIXES = ("/v1/", "/admin/")
+"""Paths whose bodies must be JSON (every ``/v1`` and ``/admin`` endpoint takes JSON)."""
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = (
@@ -258,7 +258,7 @@ def _refused_type(scope: Scope, ctype: bytes | None) -> bytes | None:
     """``ctype`` if this request's body must be JSON and it is not, else ``None``."""
     if ctype is None or scope["method"] not in BODY_METHODS:
         return None
-    if not scope["path"].startswith(JSON_PREFIX) or is_json(ctype):
+    if not scope["path"].startswith(JSON_PREFIXES) or is_json(ctype):
         return None
     return ctype
 

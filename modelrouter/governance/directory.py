@@ -9,7 +9,12 @@ timing: a caller cannot steer the hash of what they send towards a stored one.
 
 The router is *open* (anyone may call) only while no key of any kind exists: once a
 single key exists, a request without one is refused, so no limit or budget can be
-bypassed by sending no key at all.
+bypassed by sending no key at all. While a configured store's keys have not been read
+yet (a PostgreSQL store that does not answer at start), the router is not open either:
+it cannot know that no key exists.
+
+Each lookup also notes when a key was last used (:attr:`KeyDirectory.used`, one dict
+store); the key watcher writes those times to the store in batches.
 """
 
 from __future__ import annotations
@@ -91,15 +96,23 @@ class KeyDirectory:
             self._static = {hash_secret(k): UNRESTRICTED for k in settings.server.api_keys}
             self._static.update(config_identities(settings))
         self._virtual: Mapping[str, Identity] = {}
+        self._waiting = False
+        self.used: dict[str, float] = {}
+        """Key id -> when it was last accepted (epoch seconds), since the last flush."""
 
     @property
     def open(self) -> bool:
         """Whether requests need no key (no key of any kind exists)."""
-        return self._local or not (self._static or self._virtual)
+        return self._local or not (self._static or self._virtual or self._waiting)
+
+    def expect_virtual(self) -> None:
+        """A store holds keys that are not loaded yet: not open until they are."""
+        self._waiting = not self._local
 
     def replace_virtual(self, identities: Mapping[str, Identity]) -> None:
         """Swap in the store's keys (by secret hash), e.g. after a change was seen."""
         self._virtual = identities
+        self._waiting = False
 
     def identify(self, credential: str | None, now: float) -> Identity | None:
         """The identity of ``credential``, or ``None`` if it is not an accepted key
@@ -114,6 +127,8 @@ class KeyDirectory:
             return None
         if found.expires_at is not None and now >= found.expires_at:
             return None
+        if found.key_id is not None:
+            self.used[found.key_id] = now
         return found
 
     def describe(self) -> dict[str, Any]:

@@ -45,7 +45,16 @@ from modelrouter.governance.budget import (
     SpendSource,
 )
 from modelrouter.governance.types import Ask, Grant, Limits, Scope
-from modelrouter.governance.wire import NEVER, Gauge, put_headers, quota_spent, rate_limited
+from modelrouter.governance.wire import (
+    NEVER,
+    REQUESTS,
+    TOKENS,
+    Gauge,
+    put,
+    put_headers,
+    quota_spent,
+    rate_limited,
+)
 
 log = logging.getLogger("modelrouter.limits")
 
@@ -58,13 +67,15 @@ bucket is the same as a new one."""
 class TokenBucket:
     """One per-minute limit (see the module docstring)."""
 
-    __slots__ = ("capacity", "level", "rate", "stamp")
+    __slots__ = ("capacity", "level", "limit", "rate", "stamp")
 
     def __init__(self, limit: int, now: float) -> None:
         self.capacity = float(limit)
         self.rate = limit / 60.0
         self.level = self.capacity
         self.stamp = now
+        self.limit = str(limit)
+        """The limit as its header writes it."""
 
     def refill(self, now: float) -> None:
         """Add what flowed in since the last call, up to the capacity."""
@@ -95,8 +106,15 @@ class TokenBucket:
 
     def gauge(self) -> Gauge:
         """What the headers report: limit, remaining, time until full."""
-        reset = (self.capacity - self.level) / self.rate if self.rate > 0 else 0.0
-        return Gauge(int(self.capacity), self.level, reset)
+        return Gauge(int(self.capacity), self.level, self.reset_s())
+
+    def reset_s(self) -> float:
+        """Seconds until the bucket is full again."""
+        return (self.capacity - self.level) / self.rate if self.rate > 0 else 0.0
+
+    def put(self, headers: dict[str, str], names: tuple[str, str, str]) -> None:
+        """Write this bucket's three ``x-ratelimit-*`` headers."""
+        put(headers, names, self.limit, self.level, self.reset_s())
 
     def resize(self, limit: int, now: float) -> None:
         """A new limit: keep the level (at most the new capacity)."""
@@ -104,6 +122,7 @@ class TokenBucket:
         self.capacity = float(limit)
         self.rate = limit / 60.0
         self.level = min(self.level, self.capacity)
+        self.limit = str(limit)
 
 
 class ScopeState:
@@ -183,8 +202,13 @@ class LocalLimiter:
         state = table.get(scope.id)
         if state is None:
             state = table[scope.id] = ScopeState(scope, now, self.budgets)
-        elif state.limits is not scope.limits and state.limits != scope.limits:
-            state.reconfigure(scope, now, self.budgets)
+        elif state.limits is not scope.limits:
+            if state.limits != scope.limits:
+                state.reconfigure(scope, now, self.budgets)
+            else:  # the same limits in a new object (keys reloaded): back to the fast test
+                state.scope, state.limits = scope, scope.limits
+                if state.budget is not None:
+                    state.budget.scope = scope
         return state
 
     async def acquire(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
@@ -197,15 +221,17 @@ class LocalLimiter:
                 b.roll(self.budgets.wall())
                 if not b.seeded:
                     await self.budgets.ready(b)
-        return self.take(states, ask)
+                    now = self.clock()
+        return self.take(states, ask, scopes, now)
 
-    def take(self, states: Sequence[ScopeState], ask: Ask) -> Grant:
+    def take(
+        self, states: Sequence[ScopeState], ask: Ask, scopes: Sequence[Scope], now: float
+    ) -> Grant:
         """The synchronous part of :meth:`acquire`: check every bucket, then take from all."""
         for state in states:
             b = state.budget
             if b is not None and not b.room():
                 raise quota_spent(state.scope, b.spent, b.reserved, b.budget, b.end)
-        now = self.clock()
         tokens = ask.tokens
         worst: tuple[float, ScopeState, bool] | None = None
         for state in states:
@@ -240,7 +266,7 @@ class LocalLimiter:
                 state.budget.reserved += ask.cost_usd
             state.inflight += 1
             state.used = now
-        return Grant([s.scope for s in states], ask, headers=self.headers_of(states), token=states)
+        return Grant(scopes, ask, headers=self.headers_of(states), token=states)
 
     def settle(self, grant: Grant, tokens: int, cost_usd: float) -> None:
         """Replace the reservation with what the request really used."""
@@ -259,10 +285,19 @@ class LocalLimiter:
 
     @staticmethod
     def headers_of(states: Sequence[ScopeState]) -> dict[str, str]:
-        """The ``x-ratelimit-*`` headers of ``states`` now (buckets already refilled)."""
+        """The ``x-ratelimit-*`` headers of ``states`` now (buckets already refilled):
+        of each kind, the bucket with the least left."""
         headers: dict[str, str] = {}
-        put_headers(headers, "requests", [s.rpm.gauge() for s in states if s.rpm is not None])
-        put_headers(headers, "tokens", [s.tpm.gauge() for s in states if s.tpm is not None])
+        rpm = tpm = None
+        for s in states:
+            if s.rpm is not None and (rpm is None or s.rpm.level < rpm.level):
+                rpm = s.rpm
+            if s.tpm is not None and (tpm is None or s.tpm.level < tpm.level):
+                tpm = s.tpm
+        if rpm is not None:
+            rpm.put(headers, REQUESTS)
+        if tpm is not None:
+            tpm.put(headers, TOKENS)
         return headers
 
     def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:

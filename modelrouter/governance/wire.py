@@ -60,14 +60,16 @@ class LimitExceeded(RouterError):
 
 
 def duration(seconds: float) -> str:
-    """``seconds`` as OpenAI's rate-limit headers write it (Go's style): ``"120ms"``,
-    ``"6s"``, ``"6.5s"``, ``"1m0s"``, ``"1h2m3s"``."""
+    """``seconds`` as OpenAI's rate-limit headers write it (Go's style), to the
+    millisecond: ``"120ms"``, ``"6s"``, ``"6.5s"``, ``"1m0s"``, ``"1h2m3s"``."""
     if seconds <= 0:
         return "0s"
-    if seconds < 1:
-        ms = round(seconds * 1000)
-        return f"{ms}ms" if ms < 1000 else "1s"
     millis = round(seconds * 1000)
+    # The usual cases first: this runs twice for every limited answer.
+    if millis < 1000:
+        return f"{millis}ms" if millis else "0s"
+    if millis < 60_000:
+        return f"{millis / 1000:g}s"
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
     secs = f"{millis / 1000:.3f}".rstrip("0").rstrip(".")
@@ -88,14 +90,35 @@ class Gauge:
     """Seconds until the limit is back to full."""
 
 
+REQUESTS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+)
+"""The header names of the request limit (rpm): limit, remaining, reset."""
+TOKENS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+"""The header names of the token limit (tpm): limit, remaining, reset."""
+
+
+def put(
+    headers: dict[str, str],
+    names: tuple[str, str, str],
+    limit: str,
+    remaining: float,
+    reset_s: float,
+) -> None:
+    """Write one limit's three headers (``names``: :data:`REQUESTS` or :data:`TOKENS`)."""
+    headers[names[0]] = limit
+    headers[names[1]] = str(int(remaining)) if remaining > 0 else "0"  # int(): floor, ≥ 0
+    headers[names[2]] = duration(reset_s)
+
+
 def put_headers(headers: dict[str, str], kind: str, gauges: Sequence[Gauge]) -> None:
     """Add the three ``x-ratelimit-*-{kind}`` headers of the stricter of ``gauges``."""
     if not gauges:
         return
     g = min(gauges, key=lambda g: g.remaining) if len(gauges) > 1 else gauges[0]
-    headers[f"x-ratelimit-limit-{kind}"] = str(g.limit)
-    headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(g.remaining)))
-    headers[f"x-ratelimit-reset-{kind}"] = duration(g.reset_s)
+    put(headers, REQUESTS if kind == "requests" else TOKENS, str(g.limit), g.remaining, g.reset_s)
 
 
 def whose(scope: Scope) -> str:

@@ -218,7 +218,7 @@ class RouterMCPServer(MCPServer[Any]):
         if identity is None or not identity.models:
             return prompts
         door = self.door
-        return [p for p in prompts if door.may_use(identity, self._prompt_route(p.name))]
+        return [p for p in prompts if door.gate.may_use(identity, self._prompt_route(p.name))]
 
     async def get_prompt(
         self,
@@ -269,7 +269,7 @@ def register_resources(mcp: MCPServer[Any], door: FrontDoor) -> None:
         description="One route: its models, current order, readiness and members' health",
     )
     async def route_resource(name: str) -> str:
-        detail = route_detail(door, name) if door.may_use(caller(door), name) else None
+        detail = route_detail(door, name) if door.gate.may_use(caller(door), name) else None
         if detail is None:
             known = ", ".join(door.settings.routes) or "none"
             raise ResourceNotFoundError(f"No route {name!r} (routes: {known})")

@@ -2,22 +2,22 @@
 
 ``calls`` holds one row per request (the call log); ``usage_rollup`` holds per-minute
 and per-hour sums per model, route, provider, key and team, which the admin views read
-instead of scanning ``calls``. The keys and
-teams of the gateway (CONTRACT.md section 5) will get tables of their own; the call
-log already has their columns (``key_id``, ``key_name``, ``team``), empty until then.
+instead of scanning ``calls``. ``keys`` and ``teams`` hold the virtual keys and the
+teams made at run time (CONTRACT.md section 5); ``changes`` is the one-row counter
+that every write to them bumps, so a router polls one integer to know when to reload.
 
 Choices that hold for both engines:
 
-* Times are integers: ``calls.ts`` in microseconds since the epoch (UTC),
-  ``usage_rollup.t`` in seconds. One type, one ordering and one index on both
-  engines; no time-zone or text-format traps in SQLite, and a cursor of ``(ts, id)``
-  compares exactly.
+* Times are integers: ``calls.ts`` and the times of ``keys`` and ``teams`` in
+  microseconds since the epoch (UTC), ``usage_rollup.t`` in seconds. One type, one
+  ordering and one index on both engines; no time-zone or text-format traps in
+  SQLite, and a cursor of ``(ts, id)`` compares exactly.
 * ``calls.id`` is the router's own id of the request, unique across processes and
   restarts: the key that makes a record land exactly once. ``request_id`` is the id the
   client sent in ``x-request-id`` (which may repeat, so it cannot be the key), stored
   only when there was one: otherwise the client saw ``id``.
-* JSON members (``attempts``, ``tags``) are text: written by the writer with orjson,
-  portable, and never queried inside.
+* JSON members (``attempts``, ``tags``, ``models``, ``metadata``) are text: written
+  with orjson, portable, and never queried inside.
 
 The migrations in :mod:`modelrouter.store.migrations` build exactly this schema
 (a test compares them).
@@ -158,3 +158,58 @@ One row per dimension value rather than per combination: a batch then touches at
 as many roll-up rows as there are distinct models, routes, providers, keys and teams in
 it, however many combinations the traffic has (per combination, busy gateways with
 many keys write about one roll-up row per request)."""
+
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # The SHA-256 of the secret (hex), never the secret: the secret is shown once.
+    Column("key_hash", String(64), nullable=False),
+    Column("key_prefix", String(16), nullable=False),
+    Column("team", String(200)),
+    Column("models", Text),  # JSON list of names and globs; NULL: every model
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("budget_usd", Float),
+    Column("budget_period", String(8), nullable=False),
+    Column("expires_at", BigInteger),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    # Rotation: the secret before the last rotation stays valid until previous_expires_at.
+    Column("previous_hash", String(64)),
+    Column("previous_expires_at", BigInteger),
+    # Two secrets must never hash alike: a lookup by hash finds one key.
+    Index("ux_keys_key_hash", "key_hash", unique=True),
+)
+"""Virtual keys (one row each, revoked ones kept for the call log's sake)."""
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("models", Text),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("budget_usd", Float),
+    Column("budget_period", String(8), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""Teams made at run time (``[teams.NAME]`` of the config are not stored)."""
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+"""One row (``id`` 1): bumped by every write to ``keys`` or ``teams``, in the same
+transaction. Routers poll it (one primary-key read) and reload keys only when it moved;
+on PostgreSQL, updating it first also serializes writers, so a check made inside a
+write (the team exists, no live key is in a team being deleted) stays true to its end."""

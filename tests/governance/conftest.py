@@ -1,117 +1,81 @@
-"""Fixtures for the shared counters: a namespace per test on the machine's Redis, a
-private Redis to kill, limiters that are closed (and keys removed) after each test."""
+"""A router with keys of every kind in front of one fake upstream, for the limits tests.
+
+Prices are high on purpose ($100 per million tokens, a hundredth of a cent a token), so
+that budgets of cents are spent by a few requests of the fake's few tokens.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from modelrouter.governance.redis_limiter import RedisLimiter
-from modelrouter.governance.types import Ask, Grant, Scope
-from tests.governance.redis_service import OwnRedis, namespace, require_redis
+from modelrouter.frontdoor import FrontDoor
+from modelrouter.governance.limiter import LocalLimiter
+from tests.fakes.upstream import FakeUpstream
+from tests.router import RunningRouter, router_config, run_router
 
-
-class RecordingLimiter:
-    """A fallback that admits everything and remembers what it was asked: tests see
-    which requests the Redis limiter handed over while Redis was away."""
-
-    def __init__(self) -> None:
-        self.acquired: list[tuple[Sequence[Scope], Ask]] = []
-        self.settled: list[tuple[Grant, int, float]] = []
-
-    async def acquire(self, scopes: Sequence[Scope], ask: Ask) -> Grant:
-        """Admit and remember."""
-        self.acquired.append((scopes, ask))
-        return Grant(scopes, ask, {}, "local")
-
-    def settle(self, grant: Grant, tokens: int, cost_usd: float) -> None:
-        """Remember."""
-        self.settled.append((grant, tokens, cost_usd))
-
-    def peek(self, scopes: Sequence[Scope]) -> dict[str, str]:
-        """Nothing known."""
-        return {}
-
-    def state(self) -> dict[str, Any]:
-        """A marker the Redis limiter's state nests."""
-        return {"backend": "recording", "acquired": len(self.acquired)}
-
-    async def start(self) -> None:
-        """Nothing to start."""
-
-    async def aclose(self) -> None:
-        """Nothing to stop."""
+FREE = "sk-free-unrestricted"
+PRICE = 100.0
+"""USD per million tokens, in and out: each token costs 1e-4."""
+KEYS: dict[str, dict[str, Any]] = {
+    "narrow": {"key": "sk-narrow", "models": ["default", "alpha"]},
+    "teamed": {"key": "sk-teamed", "team": "small", "rpm": 10},
+    "mate": {"key": "sk-mate", "team": "small"},
+    "rpm2": {"key": "sk-rpm2", "rpm": 2},
+    "tpm": {"key": "sk-tpm", "tpm": 1000},
+    "spender": {"key": "sk-spender", "budget_usd": 0.05, "budget_period": "day"},
+    "huge": {"key": "sk-huge", "rpm": 1_000_000, "tpm": 1_000_000_000, "budget_usd": 1e6},
+}
+TEAMS: dict[str, dict[str, Any]] = {"small": {"models": ["default", "both"], "rpm": 2}}
 
 
-class Spend:
-    """A spend source (the store's role) answering fixed values, counting its reads."""
-
-    def __init__(self, usd: float, delay_s: float = 0.0) -> None:
-        self.usd = usd
-        self.delay_s = delay_s
-        self.reads: list[tuple[str, str, float]] = []
-
-    async def one(self, kind: str, id: str, since: float) -> float:
-        """``usd``, after ``delay_s`` (a store query)."""
-        self.reads.append((kind, id, since))
-        await asyncio.sleep(self.delay_s)
-        return self.usd
-
-    async def many(self, kind: str, since: float, ids: Iterable[str]) -> dict[str, float]:
-        """``usd`` for each."""
-        return {i: self.usd for i in ids}
+def limits_config(up: FakeUpstream, **sections: Any) -> Any:
+    """Routes ``default`` (alpha), ``both`` (alpha, beta); a prompt on each; the keys above."""
+    return router_config(
+        providers={
+            "p": {"kind": "openai", "base_url": up.base_url, "api_key": "sk-upstream"},
+            "sim": {"kind": "simulated", "latency_ms": 0},
+        },
+        models={
+            "alpha": {
+                "provider": "p",
+                "model": "up-alpha",
+                "input_cost_per_mtok": PRICE,
+                "output_cost_per_mtok": PRICE,
+            },
+            "beta": {"provider": "p", "model": "up-beta"},
+            "emb": {"provider": "sim", "mode": "embedding"},
+        },
+        routes={"default": {"models": ["alpha"]}, "both": {"models": ["alpha", "beta"]}},
+        prompts={
+            "on_both": {"route": "both", "template": "Say {word}"},
+            "on_default": {"template": "Say {word}"},
+        },
+        server={"api_keys": [FREE]},
+        keys=sections.pop("keys", KEYS),
+        teams=sections.pop("teams", TEAMS),
+        **sections,
+    )
 
 
 @pytest.fixture
-def ns() -> str:
-    """This test's key namespace."""
-    return namespace()
+def router(up: FakeUpstream) -> Iterator[RunningRouter]:
+    """The router of :func:`limits_config`, fresh for each test (fresh limits)."""
+    with run_router(limits_config(up)) as r:
+        yield r
 
 
-@pytest.fixture
-async def redis_client(ns: str) -> AsyncIterator[Redis]:
-    """A client of the machine's Redis; this test's keys are deleted afterwards."""
-    r = Redis.from_url(require_redis())
-    yield r
-    keys = [k async for k in r.scan_iter(match=f"{ns}:*", count=1000)]
-    if keys:
-        await r.delete(*keys)
-    await r.aclose()
+def door_of(r: RunningRouter) -> FrontDoor:
+    """The running router's front door."""
+    door = r.server.config.app.state.door
+    assert isinstance(door, FrontDoor)
+    return door
 
 
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    """A private, running ``redis-server``; stopped afterwards."""
-    server = OwnRedis()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def limiters() -> AsyncIterator[list[RedisLimiter]]:
-    """Limiters made by a test, closed after it."""
-    made: list[RedisLimiter] = []
-    yield made
-    for lim in made:
-        await lim.aclose()
-
-
-@pytest.fixture
-def new_limiter(limiters: list[RedisLimiter], ns: str) -> Callable[..., RedisLimiter]:
-    """``make(redis, **options)``: a :class:`RedisLimiter` in this test's namespace,
-    closed after the test (``on_error="local"`` gets a :class:`RecordingLimiter`)."""
-
-    def build(redis: Redis, **options: Any) -> RedisLimiter:
-        options.setdefault("prefix", f"{ns}:")
-        if options.get("on_error", "local") == "local":
-            options.setdefault("fallback", RecordingLimiter())
-        lim = RedisLimiter(redis, **options)
-        limiters.append(lim)
-        return lim
-
-    return build
+def limiter_of(r: RunningRouter) -> LocalLimiter:
+    """The running router's limiter (the per-process one)."""
+    limiter = door_of(r).gate.limiter
+    assert isinstance(limiter, LocalLimiter)
+    return limiter

@@ -44,7 +44,7 @@ def test_upgrade_from_empty_builds_exactly_the_schema(empty_store: str) -> None:
 
 
 def test_upgrade_from_the_previous_revision_keeps_rows(empty_store: str) -> None:
-    assert migrate.REVISIONS[-2:] == ("0001", migrate.HEAD)
+    assert migrate.REVISIONS == ("0001", "0002", migrate.HEAD)
     assert upgrade(empty_store, "0001") == (None, "0001")
     sql(
         empty_store,
@@ -60,6 +60,8 @@ def test_upgrade_from_the_previous_revision_keeps_rows(empty_store: str) -> None
     ]
     assert not rows[0]["usage_estimated"]
     assert schema_diff(empty_store) == []
+    # Revision 0003's change counter starts with its one row.
+    assert sql(empty_store, "SELECT id, version FROM changes") == [{"id": 1, "version": 0}]
 
 
 def _start(url: str) -> CallLog:

@@ -20,8 +20,8 @@ from modelrouter.governance.redis_limiter import (
     RedisLimiter,
 )
 from modelrouter.governance.types import Ask, Limits, Scope
-from tests.governance.conftest import RecordingLimiter
-from tests.governance.redis_service import OwnRedis, require_redis
+from tests.governance.shared.conftest import RecordingLimiter
+from tests.governance.shared.redis_service import OwnRedis, require_redis
 
 Make = Callable[..., RedisLimiter]
 ASK = Ask(tokens=10, cost_usd=0.0)

@@ -18,7 +18,7 @@ from modelrouter.governance.redis_counters import NANO, period_window
 from modelrouter.governance.redis_limiter import RedisLimiter
 from modelrouter.governance.types import Ask, Limits, Scope
 from modelrouter.governance.wire import LimitExceeded
-from tests.governance.conftest import Spend
+from tests.governance.shared.conftest import Spend
 
 Make = Callable[..., RedisLimiter]
 ASK = Ask(tokens=10, cost_usd=0.0)

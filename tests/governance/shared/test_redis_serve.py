@@ -17,7 +17,7 @@ import httpx2
 import openai
 import pytest
 
-from tests.governance.redis_service import OwnRedis
+from tests.governance.shared.redis_service import OwnRedis
 from tests.store.helpers import wait_until
 from tests.subproc import CLI, child_env, free_port
 
