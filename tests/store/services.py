@@ -87,9 +87,9 @@ async def reset_pg(url: str) -> None:
     """Drop the store's tables: every test starts from an empty database."""
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute((
+        await conn.execute(
             "DROP TABLE IF EXISTS calls, usage_rollup, keys, teams, changes, alembic_version "
             "CASCADE"
-        ))
+        )
     finally:
         await conn.close()
