@@ -158,13 +158,15 @@ class RedisLimiter:
         return self._down_since is None
 
     async def start(self) -> None:
-        """Start the fallback's background work; load the scripts if Redis answers."""
+        """Start the fallback's background work; if Redis answers, load the scripts and
+        open the request path's first connection (the first requests find it ready)."""
         if self._fallback is not None:
             await self._fallback.start()
         try:
             async with asyncio.timeout(SETTLE_TIMEOUT_S):
                 for s in (script("acquire"), script("settle")):
                     await self._bg().script_load(s.source)
+                await self._client().ping()
         except TROUBLE as err:
             self._trouble(err)
 
