@@ -35,8 +35,23 @@ OnLimited = Callable[[str, str], None]
 
 
 def make_limiter(settings: Settings, source: SpendSource | None) -> Limiter:
-    """The limiter for this config: per process (spend read from ``source``)."""
-    return LocalLimiter(source=source)
+    """The limiter for this config: per process (spend read from ``source``), or, with
+    ``cluster.redis_url``, shared by every replica through Redis, falling back to a
+    per-process one while Redis is away when ``cluster.on_redis_error = "local"``."""
+    local = LocalLimiter(source=source)
+    cluster = settings.cluster
+    if not cluster.redis_url:
+        return local
+    # Imported only here: a lone router never loads the Redis client.
+    from modelrouter.governance.redis_limiter import RedisLimiter
+
+    return RedisLimiter.from_url(
+        cluster.redis_url,
+        on_error=cluster.on_redis_error,
+        fallback=local if cluster.on_redis_error == "local" else None,
+        source=source,
+        request_timeout_s=settings.router.request_timeout_s,
+    )
 
 
 class Ticket:
