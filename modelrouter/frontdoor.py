@@ -127,6 +127,7 @@ class FrontDoor:
             lambda call, plan, err, stream: self._log_failure(call, plan, err, stream=stream),
         )
         """Permissions and limits (its ``on_limited`` is the metrics hook)."""
+        self.gate.on_limited = rt.metrics.limited
 
     async def start(self) -> None:
         """Start the limiter's background work (after :meth:`Runtime.start`)."""

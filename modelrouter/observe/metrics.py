@@ -51,7 +51,7 @@ OUTCOMES = frozenset({"ok", "error"} | {x.value for x in Failure})
 """Attempt and probe outcomes (``error``: a probe that hit a bug in the router)."""
 BREAKER_POSITIONS = frozenset({"closed", "open", "half_open"})
 LIMIT_SCOPES = frozenset({"key", "team"})
-LIMIT_REASONS = frozenset({"rpm", "tpm", "budget"})
+LIMIT_REASONS = frozenset({"rpm", "tpm", "budget", "models"})
 SAMPLE_S = 1.0
 """How often a worker copies its call-log queue depth and spool count into its tally."""
 
@@ -199,7 +199,7 @@ class Metrics:
 
     def limited(self, scope_kind: str, reason: str) -> None:
         """A limit refused a request: ``scope_kind`` ``key`` or ``team``, ``reason``
-        ``rpm``, ``tpm`` or ``budget``."""
+        ``rpm``, ``tpm``, ``budget`` or ``models`` (an allow-list)."""
         scope = scope_kind if scope_kind in LIMIT_SCOPES else OTHER
         self._count(f.LIMITED.name, (scope, reason if reason in LIMIT_REASONS else OTHER))
 

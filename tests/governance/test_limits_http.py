@@ -132,6 +132,8 @@ def test_rpm_refusal_is_429_with_retry_after(router: RunningRouter, up: FakeUpst
     assert err.response.headers["x-ratelimit-remaining-requests"] == "0"
     assert "this key's limit of 2 requests per minute (rpm)" in err.message
     assert up.calls == 2
+    scrape = httpx2.get(f"{router.url}/metrics").text
+    assert 'modelrouter_limited_total{reason="rpm",scope="key"} 1.0' in scrape
 
 
 def test_tpm_counts_real_tokens_and_debt_delays_the_next(
