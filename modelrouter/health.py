@@ -188,10 +188,17 @@ class HealthTracker:
             st.ewma_latency = ewma(st.ewma_latency, latency_s)
             if ttft_s is not None:
                 st.ewma_ttft = ewma(st.ewma_ttft, ttft_s)
+        if st.breaker is not Breaker.CLOSED and self._holds_open(st, now, latency_s):
+            return
         st.consecutive = 0
         if st.breaker is not Breaker.CLOSED:
             self._close(st, now)
         self._push(st, (now, True, None, None) if probe else (now, True, latency_s, ttft_s))
+
+    def _holds_open(self, st: _State, now: float, latency_s: float) -> bool:
+        """Whether a success at ``now`` after ``latency_s`` leaves an open or half-open
+        breaker as it is (here never: the model answered; replicas refine this)."""
+        return False
 
     def record_failure(
         self,

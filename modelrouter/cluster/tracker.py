@@ -29,7 +29,6 @@ import orjson
 from modelrouter.health import Breaker, HealthTracker, _State
 from modelrouter.policy import Health, rule
 from modelrouter.settings import HealthSettings
-from modelrouter.stats import ewma
 from providers.base import Failure
 
 MESSAGE_MAX = 300
@@ -144,24 +143,18 @@ class ClusterTracker(HealthTracker):
         """
         st = self._get(model)
         was_closed = st.breaker is Breaker.CLOSED
-        if not was_closed and self._clock() - latency_s < self._opened_here.get(model, 0.0):
-            # Statistics as the base class keeps them, the breaker left as it is.
-            if probe:
-                st.last_probe = (True, self._clock(), None)
-            else:
-                st.requests += 1
-                st.ewma_latency = ewma(st.ewma_latency, latency_s)
-                if ttft_s is not None:
-                    st.ewma_ttft = ewma(st.ewma_ttft, ttft_s)
-                self.outbox.outcome(model, True)
-            return
         super().record_success(model, latency_s, ttft_s, probe=probe)
+        if not probe:
+            self.outbox.outcome(model, True)
+        if not was_closed and st.breaker is not Breaker.CLOSED:
+            return  # held open by _holds_open: nothing moved, nothing to tell
         if probe:
             self._probe_event(model, st)
-        else:
-            self.outbox.outcome(model, True)
         if not was_closed:
             self._emit_breaker(model, st)
+
+    def _holds_open(self, st: _State, now: float, latency_s: float) -> bool:
+        return now - latency_s < self._opened_here.get(st.name, 0.0)
 
     def record_failure(
         self,
