@@ -121,13 +121,16 @@ class FrontDoor:
         calls = rt.calls
         spend = StoreSpend(lambda: calls.reader) if calls.enabled else None
         registry = rt.registry
+        link = rt.cluster.link if rt.cluster is not None else None
         self.gate = Gate(
-            make_limiter(rt.settings, spend),
+            make_limiter(rt.settings, spend, link),
             lambda: registry.default_route,
             lambda call, plan, err, stream: self._log_failure(call, plan, err, stream=stream),
         )
         """Permissions and limits (its ``on_limited`` is the metrics hook)."""
         self.gate.on_limited = rt.metrics.limited
+        if rt.cluster is not None:
+            rt.cluster.limits = self.gate.limiter.state
 
     async def start(self) -> None:
         """Start the limiter's background work (after :meth:`Runtime.start`)."""

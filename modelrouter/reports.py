@@ -133,6 +133,8 @@ def public_view(report: dict[str, Any], *, keep_instance: bool = False) -> dict[
         models[name] = snap
     store = {k: v for k, v in report["store"].items() if k not in STORE_DETAILS}
     cluster = {k: v for k, v in report["cluster"].items() if k not in CLUSTER_DETAILS}
+    if isinstance(cluster.get("limits"), dict):
+        cluster["limits"] = {k: v for k, v in cluster["limits"].items() if k != "last_error"}
     instance = report["instance"] if keep_instance else "hidden: send an API key to see it"
     return {**report, "instance": instance, "models": models, "store": store, "cluster": cluster}
 

@@ -1,10 +1,10 @@
 """A process's membership of the cluster: the Redis link, shared health, the probe lease.
 
 :class:`Cluster` is built by the runtime when ``cluster.redis_url`` is set; it starts
-before the probes and stops after them. Other parts share its :attr:`Cluster.link`
-(the rate limiter's Redis calls go through :attr:`RedisLink.hot
-<modelrouter.cluster.link.RedisLink.hot>`), and read :attr:`Cluster.refuse_limited`
-for ``on_redis_error = "deny"``.
+before the probes and stops after them. The rate limiter shares its :attr:`Cluster.link`
+(:meth:`RedisLimiter.on_link <modelrouter.governance.redis_limiter.RedisLimiter.on_link>`:
+acquires go through :attr:`RedisLink.hot <modelrouter.cluster.link.RedisLink.hot>`) and
+applies ``on_redis_error`` itself; its state shows in :meth:`Cluster.report`.
 """
 
 from __future__ import annotations
@@ -43,12 +43,8 @@ class Cluster:
         self.sync = HealthSync(self.link, tracker, health)
         self.probing = health.probe != "none"
         self.lease = ProbeLease(self.link, self.token, health.interval_s)
-
-    @property
-    def refuse_limited(self) -> bool:
-        """``on_redis_error = "deny"`` and Redis is not answering: the limiter refuses
-        requests of keys that have limits (CONTRACT.md section 8)."""
-        return self.settings.on_redis_error == "deny" and not self.link.ok
+        self.limits: Callable[[], dict[str, Any]] | None = None
+        """The rate limiter's state for ``/health`` (set by the front door)."""
 
     def may_probe(self) -> bool:
         """Whether this process should probe now: it holds the lease, or Redis is away
@@ -73,7 +69,10 @@ class Cluster:
         await self.link.stop()
 
     def report(self) -> dict[str, Any]:
-        """``cluster`` in ``/health``: Redis's state, the mode, and whether this process
-        runs the probes."""
+        """``cluster`` in ``/health``: Redis's state, the mode, whether this process runs
+        the probes, and the rate limiter's state (``limits``)."""
         prober = self.probing and self.may_probe()
-        return {**self.link.report(), "prober": prober, "prefix": self.link.prefix}
+        out = {**self.link.report(), "prober": prober, "prefix": self.link.prefix}
+        if self.limits is not None:
+            out["limits"] = self.limits()
+        return out

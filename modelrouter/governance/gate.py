@@ -13,6 +13,7 @@ stream end, stream cut, client gone) or with nothing used (failed, never started
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from modelrouter.errors import RouterError
 from modelrouter.governance.budget import SpendSource
@@ -26,6 +27,9 @@ from modelrouter.settings import Settings
 from modelrouter.store.record import CallRecord
 from providers.base import ChatRequest
 
+if TYPE_CHECKING:
+    from modelrouter.cluster.link import RedisLink
+
 Estimate = Callable[[ChatRequest, list[ModelEntry]], Ask]
 """How a door's requests are estimated (:mod:`modelrouter.governance.estimate`)."""
 OnLimited = Callable[[str, str], None]
@@ -34,10 +38,13 @@ OnLimited = Callable[[str, str], None]
 ``models``)."""
 
 
-def make_limiter(settings: Settings, source: SpendSource | None) -> Limiter:
+def make_limiter(
+    settings: Settings, source: SpendSource | None, link: RedisLink | None = None
+) -> Limiter:
     """The limiter for this config: per process (spend read from ``source``), or, with
-    ``cluster.redis_url``, shared by every replica through Redis, falling back to a
-    per-process one while Redis is away when ``cluster.on_redis_error = "local"``."""
+    ``cluster.redis_url``, shared by every replica through Redis (over the process's
+    cluster ``link`` when there is one), falling back to a per-process one while Redis
+    is away when ``cluster.on_redis_error = "local"``."""
     local = LocalLimiter(source=source)
     cluster = settings.cluster
     if not cluster.redis_url:
@@ -45,13 +52,15 @@ def make_limiter(settings: Settings, source: SpendSource | None) -> Limiter:
     # Imported only here: a lone router never loads the Redis client.
     from modelrouter.governance.redis_limiter import RedisLimiter
 
-    return RedisLimiter.from_url(
-        cluster.redis_url,
-        on_error=cluster.on_redis_error,
-        fallback=local if cluster.on_redis_error == "local" else None,
-        source=source,
-        request_timeout_s=settings.router.request_timeout_s,
-    )
+    options: dict[str, Any] = {
+        "on_error": cluster.on_redis_error,
+        "fallback": local if cluster.on_redis_error == "local" else None,
+        "source": source,
+        "request_timeout_s": settings.router.request_timeout_s,
+    }
+    if link is not None:
+        return RedisLimiter.on_link(link, **options)
+    return RedisLimiter.from_url(cluster.redis_url, **options)
 
 
 class Ticket:

@@ -11,11 +11,19 @@ the answers are the same (:mod:`~modelrouter.governance.wire`).
 A budget's spend for the period is read from the store once, when Redis has no counter
 for it (first use, a new period, a Redis restart), and from then on counted in Redis.
 
-When Redis fails, or times out :data:`TIMEOUTS_TO_DOWN` times in a row (each wait
-bounded by :data:`ACQUIRE_TIMEOUT_S`), the limiter stops asking it and serves by
+In a router the limiter rides on the process's cluster link (:meth:`RedisLimiter.on_link`):
+the link's request-path and background clients, its key prefix (``cluster.namespace``
+included), and its view of Redis: the link's supervisor finding Redis down takes the
+limiter down too, and a limiter call that fails makes the supervisor check at once.
+
+When Redis fails, or times out a few times in a row (each wait bounded by
+:data:`ACQUIRE_TIMEOUT_S`; :mod:`~modelrouter.governance.redis_watch` keeps that
+state and rejoins), the limiter stops asking it and serves by
 ``cluster.on_redis_error``: ``"local"`` hands requests to the fallback limiter it was
-built with, ``"deny"`` refuses limited keys with 503. A watcher pings Redis every
-:data:`RECONNECT_S` and rejoins as soon as it answers.
+built with, ``"deny"`` refuses limited keys with 503. Once Redis answers again, what
+the fallback's requests spent meanwhile is added to Redis's budget counters
+(:mod:`~modelrouter.governance.redis_owed`), so an outage never gives a key its budget
+a second time.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -47,8 +55,13 @@ from modelrouter.governance.redis_counters import (
     script,
     settle_item,
 )
+from modelrouter.governance.redis_owed import Owed
+from modelrouter.governance.redis_watch import RECONNECT_S, RedisWatch
 from modelrouter.governance.types import Ask, Grant, Limiter, Scope
 from modelrouter.governance.wire import LimitExceeded, quota_spent, rate_limited
+
+if TYPE_CHECKING:
+    from modelrouter.cluster.link import RedisLink
 
 log = logging.getLogger("modelrouter.limits")
 
@@ -58,13 +71,8 @@ ACQUIRE_TIMEOUT_S = 0.05
 """Longest wait for Redis on a request's path: a healthy Redis answers in well under a
 millisecond (loopback or the same zone), so 50 ms means trouble, and a request should
 not pay more than that to find out."""
-TIMEOUTS_TO_DOWN = 3
-"""Consecutive acquires that time out before Redis counts as down: one slow answer (a
-pause of this process, a burst) sends only its own request to the fallback."""
 SETTLE_TIMEOUT_S = 1.0
 """Longest wait for Redis off the request path (scripts loaded, a ping)."""
-RECONNECT_S = 1.0
-"""How often a limiter that lost Redis checks whether it is back."""
 RESERVATION_SLACK_S = 60.0
 """A reservation outlives its request's deadline by this much before it is dropped."""
 CACHE = 10_000
@@ -115,7 +123,6 @@ class RedisLimiter:
         self._resv_s = request_timeout_s + reservation_slack_s
         self._prefix = prefix
         self._timeout = timeout_s
-        self._reconnect_s = reconnect_s
         self._clock = clock
         self._offset = 0.0
         """Redis's clock minus ours, from the last answer: budget periods follow Redis."""
@@ -126,16 +133,22 @@ class RedisLimiter:
         self._settles = SettleQueue(
             ScriptCalls(self._bg, script("settle")), lambda: self.shared, self._trouble
         )
+        serving = "per process" if on_error == "local" else "refusing limited keys"
+        self._watch = RedisWatch(
+            self._ping, serving=serving, on_rejoin=self._rejoined, reconnect_s=reconnect_s
+        )
         self._plans: dict[tuple[Scope, ...], tuple[Plan, float]] = {}
         self._last: dict[tuple[Scope, ...], dict[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._down_since: float | None = None
-        self._last_error: str | None = None
-        self._timeouts = 0
-        self._counts = {"fallbacks": 0, "refused_down": 0, "rejoined": 0}
-        self._closed = False
+        self._counts = {"fallbacks": 0, "refused_down": 0}
         self._owned: Redis | None = None
         """A client made by :meth:`from_url`, closed with the limiter."""
+        self._link = False
+        """Built by :meth:`on_link`: the clients are the link's."""
+        self._owed = Owed(self._bg)
+        self._run_id: str | None = None
+        """The Redis server (``run_id``) the counters were last seen on."""
+        self._paying = False
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisLimiter:
@@ -152,10 +165,24 @@ class RedisLimiter:
         limiter._owned = client
         return limiter
 
+    @classmethod
+    def on_link(cls, link: RedisLink, **options: Any) -> RedisLimiter:
+        """A limiter on the process's cluster link: the link's request-path client for
+        acquires, its background client for the rest, its key prefix; the link finding
+        Redis down takes the limiter down at once, and a limiter call that fails makes
+        the link check Redis now. The link's clients stay the link's to close."""
+        limiter = cls(link.hot, background=link.bg, prefix=link.prefix, **options)
+        limiter._link = True
+        limiter._watch.follow(link)
+        # A join after a Redis restart the limiter did not notice still moves it to the
+        # new server (what is owed to the old one's counters is dropped, as it must be).
+        link.on_join(limiter._pay)
+        return limiter
+
     @property
     def shared(self) -> bool:
         """Whether Redis is answering (counters are shared right now)."""
-        return self._down_since is None
+        return self._watch.shared
 
     async def start(self) -> None:
         """Start the fallback's background work; if Redis answers, load the scripts and
@@ -164,9 +191,10 @@ class RedisLimiter:
             await self._fallback.start()
         try:
             async with asyncio.timeout(SETTLE_TIMEOUT_S):
-                for s in (script("acquire"), script("settle")):
+                for s in (script("acquire"), script("settle"), script("charge")):
                     await self._bg().script_load(s.source)
                 await self._client().ping()
+                self._run_id = str((await self._bg().info("server")).get("run_id", ""))
         except TROUBLE as err:
             self._trouble(err)
 
@@ -185,14 +213,12 @@ class RedisLimiter:
             try:
                 reply = await self._answer(p.keys, args)
             except TimeoutError as err:
-                self._timeouts += 1
-                if self._timeouts >= TIMEOUTS_TO_DOWN:
-                    self._trouble(err)
+                self._watch.timed_out(err)
                 return await self._degraded(scopes, ask)
             except TROUBLE as err:
                 self._trouble(err)
                 return await self._degraded(scopes, ask)
-            self._timeouts = 0
+            self._watch.answered()
             result = decode(reply)
             self._offset = result.now_ms / 1000 - self._clock()
             if isinstance(result, NeedSeed):
@@ -219,6 +245,10 @@ class RedisLimiter:
         if not isinstance(held, _Held):
             if self._fallback is not None and grant.scopes:
                 self._fallback.settle(grant, tokens, cost_usd)
+                # Admitted without Redis: its spend is owed to Redis's budget counters.
+                self._owed.add(self._plan(grant.scopes), cost_usd)
+                if self.shared and len(self._owed):
+                    self._spawn(self._pay())
             return
         back = held.tokens - tokens
         if not held.plan.budgets and not (held.plan.tpm and back):
@@ -242,12 +272,13 @@ class RedisLimiter:
         """``/health``'s view: whether counters are shared now, and since when not."""
         out: dict[str, Any] = {
             "backend": "redis",
-            "redis": "ok" if self.shared else "down",
+            **self._watch.state(),
             "mode": "shared" if self.shared else self._on_error,
-            "down_since": self._down_since,
-            "last_error": self._last_error,
             "pending_settles": len(self._settles),
             "dropped_settles": self._settles.dropped,
+            "owed_usd": round(self._owed.due_usd, 9),
+            "owed_paid_usd": round(self._owed.paid_usd, 9),
+            "owed_dropped_usd": round(self._owed.dropped_usd, 9),
             **self._counts,
         }
         if self._fallback is not None:
@@ -262,7 +293,7 @@ class RedisLimiter:
     async def aclose(self) -> None:
         """Send what is queued (if Redis answers) and stop the background tasks."""
         await self.drain()
-        self._closed = True
+        await self._watch.aclose()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -341,36 +372,36 @@ class RedisLimiter:
         return await self._fallback.acquire(scopes, ask)
 
     def _trouble(self, err: BaseException) -> None:
-        self._last_error = f"{type(err).__name__}: {err}"[:200]
-        self._timeouts = 0
-        if self._down_since is not None:
-            return
-        self._down_since = self._clock()
-        log.warning(
-            "Redis is not answering (%s): limits are %s until it is back",
-            self._last_error,
-            "per process" if self._on_error == "local" else "refusing limited keys",
-        )
-        self._spawn(self._rejoin())
+        self._watch.trouble(err)
 
-    async def _rejoin(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self._reconnect_s)
-            try:
-                async with asyncio.timeout(SETTLE_TIMEOUT_S):
-                    await self._bg().ping()
-            except TROUBLE as err:
-                self._last_error = f"{type(err).__name__}: {err}"[:200]
-                continue
-            # Connections opened before the outage are dead: start from fresh ones.
+    async def _ping(self) -> None:
+        """The watch's check that Redis is back."""
+        await self._bg().ping()
+        if not self._link:
+            # Connections opened before the outage are dead: start from fresh ones (a
+            # link drops its idle ones itself, and other parts are using its clients).
             for client in {id(c): c for c in (self._client(), self._bg())}.values():
                 await client.connection_pool.disconnect()
-            log.warning("Redis answers again: limits are shared again")
-            self._down_since = None
-            self._counts["rejoined"] += 1
-            if len(self._settles):
-                self._spawn(self._settles.flush())
+
+    async def _rejoined(self) -> None:
+        """Redis is back: send the settles that waited, and what the fallback owes."""
+        if len(self._settles):
+            self._spawn(self._settles.flush())
+        await self._pay()
+
+    async def _pay(self) -> None:
+        """Add what the fallback's requests spent to Redis's budget counters (one
+        payment at a time; what cannot be paid now is paid at the next rejoin)."""
+        if self._paying:
             return
+        self._paying = True
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                self._run_id = await self._owed.pay(self._run_id)
+        except TROUBLE as err:
+            log.warning("owed spend not added to Redis yet: %s", err)
+        finally:
+            self._paying = False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -14,11 +14,8 @@ from redis.asyncio import Redis
 
 from modelrouter.errors import RouterError
 from modelrouter.governance.redis_counters import NANO
-from modelrouter.governance.redis_limiter import (
-    ACQUIRE_TIMEOUT_S,
-    TIMEOUTS_TO_DOWN,
-    RedisLimiter,
-)
+from modelrouter.governance.redis_limiter import ACQUIRE_TIMEOUT_S, RedisLimiter
+from modelrouter.governance.redis_watch import TIMEOUTS_TO_DOWN
 from modelrouter.governance.types import Ask, Limits, Scope
 from tests.governance.shared.conftest import RecordingLimiter
 from tests.governance.shared.redis_service import OwnRedis, require_redis

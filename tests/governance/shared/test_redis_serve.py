@@ -3,6 +3,8 @@
 Each replica is a real process with the key in its config; the client is the real
 ``openai`` SDK, spreading concurrent requests over the three. The Redis is a private
 ``redis-server``, so the config keys' counters (named by key, not by test) meet no one.
+The limiter rides on each replica's cluster link: its counters live under the
+cluster's namespace, and ``/health`` shows its state beside the link's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
+import redis as sync_redis
 
 from tests.governance.shared.redis_service import OwnRedis
 from tests.store.helpers import wait_until
@@ -50,6 +53,7 @@ rpm = 1000
 [cluster]
 redis_url = "{redis}"
 on_redis_error = "local"
+namespace = "e2e"
 """
 
 
@@ -128,6 +132,11 @@ def test_three_replicas_admit_exactly_the_keys_rpm(tmp_path: Path) -> None:
             bases = [stack.enter_context(replica(tmp_path, f"r{i}")) for i in range(3)]
             asyncio.run(warm_up(bases))
             results = asyncio.run(ask_all(bases, 30))
+            healths = [
+                httpx2.get(b + "/health", headers={"authorization": f"Bearer {WARM}"}).json()
+                for b in bases
+            ]
+            counters = sync_redis.from_url(redis.url).keys("*")
     finally:
         redis.stop()
     ok = [r for r in results if not isinstance(r, openai.RateLimitError)]
@@ -139,3 +148,10 @@ def test_three_replicas_admit_exactly_the_keys_rpm(tmp_path: Path) -> None:
     assert {h["x-ratelimit-limit-requests"] for h in headers} == {"10"}
     # one counter: each admitted request saw the ones before it, whichever replica
     assert sorted(int(h["x-ratelimit-remaining-requests"]) for h in headers) == list(range(10))
+    for h in healths:
+        limits = h["cluster"]["limits"]
+        assert (limits["backend"], limits["redis"], limits["mode"]) == ("redis", "ok", "shared")
+        assert limits["fallbacks"] == 0 and limits["owed_usd"] == 0
+    rates = {k.decode() for k in counters if k.endswith(b":rate")}
+    # the key's and the warm-up key's buckets, under the namespace, and nothing else
+    assert len(rates) == 2 and all(k.startswith("modelrouter:v1:e2e:lim1:") for k in rates)
