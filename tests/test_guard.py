@@ -219,7 +219,10 @@ def test_preflight_from_a_listed_origin(cors_router: RunningRouter) -> None:
         assert resp.status_code == 204, path
         assert resp.headers["access-control-allow-origin"] == APP
         assert "origin" in header_set(resp, "vary")
-        assert {"get", "post", "options"} <= header_set(resp, "access-control-allow-methods")
+        # PATCH and DELETE: the admin API's key updates and revocations, and MCP's
+        # session end (DELETE /mcp) from a browser client
+        methods = header_set(resp, "access-control-allow-methods")
+        assert {"get", "post", "patch", "delete", "options"} <= methods
         allowed = header_set(resp, "access-control-allow-headers")
         assert {"authorization", "content-type", "x-request-id", "x-modelrouter-models"} <= allowed
         # What the browser asked for (the openai JS SDK sends x-stainless-*).

@@ -54,7 +54,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_PREFIXES = ("/v1/", "/admin/")
 """Paths whose bodies must be JSON (every ``/v1`` and ``/admin`` endpoint takes JSON)."""
 
-ALLOW_METHODS = "GET, POST, OPTIONS"
+ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = (
     "authorization",
     "content-type",
