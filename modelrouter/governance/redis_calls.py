@@ -176,6 +176,8 @@ class SettleQueue:
         self._pending: deque[Settle] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()
+        """Held by the flush under way: batches leave one at a time, in order."""
         self.dropped = 0
         """Settles dropped because too many waited (see :data:`MAX_PENDING`)."""
 
@@ -195,6 +197,18 @@ class SettleQueue:
     async def flush(self) -> None:
         """Send what is queued now (while Redis answers); what arrives meanwhile waits
         for the next flush, so that it is sent with its company, not one by one."""
+        async with self._sending:
+            await self._flush()
+
+    async def drain(self) -> None:
+        """Send everything queued, after the flush under way (if any) has ended: on
+        return, every settle queued before the call has had its answer (or Redis is
+        away and they wait)."""
+        async with self._sending:
+            while self._pending and self._ready():
+                await self._flush()
+
+    async def _flush(self) -> None:
         todo = len(self._pending)
         while todo and self._pending and self._ready():
             n = min(FLUSH_BATCH, todo, len(self._pending))

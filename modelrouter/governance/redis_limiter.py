@@ -286,9 +286,9 @@ class RedisLimiter:
         return out
 
     async def drain(self) -> None:
-        """Send every queued settle now (if Redis answers)."""
-        while len(self._settles) and self.shared:
-            await self._settles.flush()
+        """Send every queued settle now, and wait for those already sent (if Redis
+        answers)."""
+        await self._settles.drain()
 
     async def aclose(self) -> None:
         """Send what is queued (if Redis answers) and stop the background tasks."""

@@ -14,6 +14,9 @@ from modelrouter.governance.redis_limiter import RedisLimiter
 from modelrouter.governance.types import Ask, Grant, Scope
 from tests.governance.shared.redis_service import OwnRedis, namespace, require_redis
 
+PATIENT_S = 0.5
+"""The request-path bound of the tests' limiters (see :func:`new_limiter`)."""
+
 
 class RecordingLimiter:
     """A fallback that admits everything and remembers what it was asked: tests see
@@ -104,10 +107,15 @@ async def limiters() -> AsyncIterator[list[RedisLimiter]]:
 @pytest.fixture
 def new_limiter(limiters: list[RedisLimiter], ns: str) -> Callable[..., RedisLimiter]:
     """``make(redis, **options)``: a :class:`RedisLimiter` in this test's namespace,
-    closed after the test (``on_error="local"`` gets a :class:`RecordingLimiter`)."""
+    closed after the test (``on_error="local"`` gets a :class:`RecordingLimiter`).
+
+    Requests wait up to :data:`PATIENT_S` for Redis unless the test says otherwise: a
+    test about exact counts must not see a CI machine's 50 ms stall as Redis trouble
+    (the tests of the bound pass ``timeout_s=ACQUIRE_TIMEOUT_S``)."""
 
     def build(redis: Redis, **options: Any) -> RedisLimiter:
         options.setdefault("prefix", f"{ns}:")
+        options.setdefault("timeout_s", PATIENT_S)
         if options.get("on_error", "local") == "local":
             options.setdefault("fallback", RecordingLimiter())
         lim = RedisLimiter(redis, **options)

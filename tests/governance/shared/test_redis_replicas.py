@@ -96,7 +96,7 @@ async def test_a_hung_redis_falls_back_to_local_within_the_bound(
 ) -> None:
     client = Redis.from_url(own_redis.url)
     fallback = RecordingLimiter()
-    lim = new_limiter(client, fallback=fallback, reconnect_s=0.05)
+    lim = new_limiter(client, fallback=fallback, reconnect_s=0.05, timeout_s=ACQUIRE_TIMEOUT_S)
     scopes = key(rpm=5)
     await lim.acquire(scopes, ASK)
     own_redis.pause()
@@ -133,7 +133,7 @@ async def test_a_killed_redis_denies_then_is_exact_after_restart(
     own_redis: OwnRedis, new_limiter: Make
 ) -> None:
     client = Redis.from_url(own_redis.url)
-    lim = new_limiter(client, on_error="deny", reconnect_s=0.05)
+    lim = new_limiter(client, on_error="deny", reconnect_s=0.05, timeout_s=ACQUIRE_TIMEOUT_S)
     scopes = key(rpm=10)
     assert await admitted(lim, scopes, 3) == 3
     own_redis.kill()
@@ -158,7 +158,7 @@ async def test_a_killed_redis_falls_back_then_rejoins(
 ) -> None:
     client = Redis.from_url(own_redis.url)
     fallback = RecordingLimiter()
-    lim = new_limiter(client, fallback=fallback, reconnect_s=0.05)
+    lim = new_limiter(client, fallback=fallback, reconnect_s=0.05, timeout_s=ACQUIRE_TIMEOUT_S)
     scopes = key(rpm=10)
     own_redis.kill()
     started = time.monotonic()
