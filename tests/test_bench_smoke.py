@@ -17,8 +17,11 @@ import pytest
 
 from bench.loadgen import Wrk
 from bench.procs import Procs, free_port, wait_port
+from tests.inspector import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
+SHORT = ("--rounds", "1", "--seconds", "1")
+"""One round of 1 s per scenario: ``bench.replicas`` works, nothing is measured."""
 SECTIONS = (
     "meta",
     "throughput",
@@ -91,3 +94,41 @@ def test_wrk_runner_parses_its_report(tmp_path: Path) -> None:
         procs.close()
     assert res.requests > 0 and res.errors == 0
     assert 0 < res.p50_ms <= res.p99_ms <= res.max_ms
+
+
+@pytest.mark.timeout(180)
+def test_replicas_benchmark_runs_every_scenario(tmp_path: Path) -> None:
+    # ``python -m bench.replicas`` with one short round: every scenario answers, the
+    # routers with Redis ask it, the one without does not (no timing checks).
+    missing = [t for t in ("nginx", "wrk", "redis-server") if not _tool(t)]
+    if missing:
+        unavailable(f"bench.replicas needs {', '.join(missing)}")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.replicas", *SHORT, "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    res = json.loads((tmp_path / "replicas.json").read_text())
+    assert set(res["median"]) == {
+        "local c16",
+        "redis c16",
+        "local c1",
+        "redis c1",
+        "lb-1 c16",
+        "lb-2 c16",
+        "workers-2 c16",
+    }
+    assert res["summary"]["errors"] == 0
+    assert all(row["requests"] > 0 for row in res["median"].values())
+    # An acquire per request with Redis (a stall may send a few to the fallback); the
+    # router without it runs none (the other routers' health scripts are all it sees).
+    assert res["median"]["redis c16"]["redis_scripts"] >= 0.5
+    assert res["median"]["local c16"]["redis_scripts"] < 0.1
+    assert res["median"]["lb-2 c16"]["lb_cpu_us"] > 0
+
+
+def _tool(name: str) -> bool:
+    return shutil.which(name) is not None or Path(f"/usr/sbin/{name}").exists()
