@@ -14,11 +14,11 @@ from pathlib import Path
 from bench.procs import Procs, free_port, wait_port
 from bench.upstream import ERROR_BODY, FIXED_COMPLETION, MODELS_BODY
 
-CONF = """\
+HEAD = """\
 worker_processes 1;
 daemon off;
-pid {d}/nginx.pid;
-error_log {d}/nginx-error.log warn;
+pid {d}/{name}.pid;
+error_log {d}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -27,9 +27,13 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
+    keepalive_requests 10000000;
+"""
+"""Every benchmark nginx: one worker in the foreground, no access log, its files in its
+own folder; the ``http`` block goes on after this."""
+UPSTREAM = """\
     client_max_body_size 20m;
     client_body_buffer_size 1m;
-    keepalive_requests 10000000;
     keepalive_timeout 300s;
     server {{
         listen 127.0.0.1:{port} backlog=1024;
@@ -38,7 +42,6 @@ http {{
         location = /v1/models {{ return 200 '{models}'; }}
         location / {{ return 200 '{ok}'; }}
     }}
-}}
 """
 
 
@@ -57,18 +60,23 @@ def version(binary: str) -> str:
 
 def start(procs: Procs, workdir: Path, binary: str) -> int:
     """Start nginx on a free loopback port and return the port."""
-    d = workdir / "nginx"
-    d.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = CONF.format(
-        d=d,
+    http = UPSTREAM.format(
         port=port,
         ok=FIXED_COMPLETION.decode(),
         err=ERROR_BODY.decode(),
         models=MODELS_BODY.decode(),
     )
-    (d / "nginx.conf").write_text(conf)
-    argv = [binary, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "nginx-error.log")]
-    proc = procs.start("nginx", argv)
+    proc = launch(procs, binary, workdir / "nginx", "nginx", http)
     wait_port(port, 10, proc)
     return port
+
+
+def launch(procs: Procs, binary: str, d: Path, name: str, http: str) -> subprocess.Popen[bytes]:
+    """Start an nginx named ``name`` whose config is :data:`HEAD` then ``http`` (the
+    rest of the ``http`` block), with its files in ``d``; not waited for."""
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / f"{name}.conf"
+    conf.write_text(HEAD.format(d=d, name=name) + http + "}\n")
+    argv = [binary, "-p", str(d), "-c", str(conf), "-e", str(d / f"{name}-error.log")]
+    return procs.start(name, argv)

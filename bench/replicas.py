@@ -52,35 +52,14 @@ import redis
 
 from bench import nginx
 from bench.env import chat_body
+from bench.limits import LIMITED, LIMITED_KEY
 from bench.loadgen import LoadResult, Wrk
 from bench.procs import Procs, children, free_port, wait_http, wait_port
 from bench.router import RouterSpec, config_toml
 from bench.store import cpu_seconds
 
-KEY = "sk-bench-limited"
-LIMITED_KEY = f"""
-[keys.limited]
-key = "{KEY}"
-models = ["default", "m"]
-rpm = 1000000000
-tpm = 1000000000000
-budget_usd = 1000000000.0
-"""
 NO_DISK = ("--save", "", "--appendonly", "no")
-LB_CONF = """\
-worker_processes 1;
-daemon off;
-pid {d}/lb.pid;
-error_log {d}/lb-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    keepalive_requests 10000000;
+LB = """\
     upstream one {{ server 127.0.0.1:{a}; keepalive 64; }}
     upstream two {{ server 127.0.0.1:{a}; server 127.0.0.1:{b}; keepalive 64; }}
     server {{
@@ -97,8 +76,9 @@ http {{
             proxy_set_header Host $http_host;
         }}
     }}
-}}
 """
+"""The balancer's part of its ``http`` block: ``lb1`` in front of replica ``a``,
+``lb2`` in front of ``a`` and ``b``."""
 
 
 class Setup:
@@ -130,11 +110,8 @@ class Setup:
             self.routers[name] = self._router(name, cluster, workers)
         a, b = self.routers["a"][0], self.routers["b"][0]
         self.lb1, self.lb2 = free_port(), free_port()
-        d = workdir / "lb"
-        d.mkdir()
-        (d / "lb.conf").write_text(LB_CONF.format(d=d, a=a, b=b, lb1=self.lb1, lb2=self.lb2))
-        argv = [binary, "-p", str(d), "-c", str(d / "lb.conf"), "-e", str(d / "lb-error.log")]
-        self.lb = procs.start("lb", argv)
+        http = LB.format(a=a, b=b, lb1=self.lb1, lb2=self.lb2)
+        self.lb = nginx.launch(procs, binary, workdir / "lb", "lb", http)
         wait_port(self.lb2, 10, self.lb)
         for name, (port, proc) in self.routers.items():
             wait_http(f"http://127.0.0.1:{port}/healthz", 60, proc)
@@ -142,7 +119,9 @@ class Setup:
                 self.quota.check(name, self.pids(name))
             _check(port, shared=name != "local")
 
-    def _router(self, name: str, cluster: str | None, workers: int) -> tuple[int, Any]:
+    def _router(
+        self, name: str, cluster: str | None, workers: int
+    ) -> tuple[int, subprocess.Popen[bytes]]:
         spec = RouterSpec(
             name=name,
             providers={"up": f"http://127.0.0.1:{self.upstream}/v1"},
@@ -243,7 +222,7 @@ def _check(port: int, *, shared: bool) -> None:
 
 
 def _auth() -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEY}"}
+    return {"Authorization": f"Bearer {LIMITED}"}
 
 
 def _cpu(pids: list[int]) -> float:
